@@ -1,0 +1,1 @@
+#include "coordinator/raft/raft.h"  // implementation in progress
