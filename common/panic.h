@@ -5,16 +5,16 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define VERDICT_PANIC(...)                                             \
-  do {                                                                 \
-    std::fprintf(stderr, "PANIC %s:%d: ", __FILE__, __LINE__);         \
-    std::fprintf(stderr, __VA_ARGS__);                                 \
-    std::fprintf(stderr, "\n");                                        \
-    std::fflush(stderr);                                               \
-    std::abort();                                                      \
+#define VERDICT_PANIC(...)                                     \
+  do {                                                         \
+    std::fprintf(stderr, "PANIC %s:%d: ", __FILE__, __LINE__); \
+    std::fprintf(stderr, __VA_ARGS__);                         \
+    std::fprintf(stderr, "\n");                                \
+    std::fflush(stderr);                                       \
+    std::abort();                                              \
   } while (0)
 
-#define VERDICT_CHECK(cond)                                            \
-  do {                                                                 \
-    if (!(cond)) VERDICT_PANIC("check failed: %s", #cond);             \
+#define VERDICT_CHECK(cond)                                \
+  do {                                                     \
+    if (!(cond)) VERDICT_PANIC("check failed: %s", #cond); \
   } while (0)

@@ -56,10 +56,10 @@ class Status {
 };
 
 // Returns early from the enclosing function if `expr` is not OK.
-#define VERDICT_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::verdict::Status _st = (expr);          \
-    if (!_st.ok()) return _st;               \
+#define VERDICT_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::verdict::Status _st = (expr);   \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 }  // namespace verdict

@@ -71,9 +71,9 @@ struct RestoredState {
 };
 
 struct Ready {
-  std::optional<HardState> hard_state;  // set when term, vote or commit changed
-  std::vector<Entry> entries;           // to append durably
-  std::optional<Snapshot> snapshot;     // installed from the leader: store it, apply it
+  std::optional<HardState> hard_state;          // set when term, vote or commit changed
+  std::vector<Entry> entries;                   // to append durably
+  std::optional<Snapshot> snapshot;             // installed from the leader: store it, apply it
   std::vector<Message> messages;                // may be sent at once
   std::vector<Message> messages_after_persist;  // send only after this Ready is durable
   std::vector<Entry> committed_entries;         // apply in order
@@ -95,6 +95,7 @@ struct Progress {
   std::vector<Index> inflight;
   bool probe_sent = false;     // in kProbe: one kAppend outstanding, wait for its answer
   Index pending_snapshot = 0;  // in kSnapshot: index of the snapshot sent
+  int snapshot_elapsed = 0;    // in kSnapshot: ticks since sent; resent after a timeout
 };
 
 class Raft {
@@ -125,8 +126,7 @@ class Raft {
   // Proposes a single-server membership change. Fails with NotLeader, or with
   // FailedPrecondition if another change is still uncommitted, the node is already a
   // voter (add) or not one (remove), or the change would leave no voter.
-  Status ProposeConfChange(const ConfChange& change, Index* index = nullptr,
-                           Term* term = nullptr);
+  Status ProposeConfChange(const ConfChange& change, Index* index = nullptr, Term* term = nullptr);
 
   // Starts a leadership transfer to `target` (a voter). The leader stops accepting
   // proposals, brings the target up to date, then tells it to campaign at once. The
@@ -177,68 +177,70 @@ class Raft {
   const Progress* progress(NodeId id) const;
 
  private:
-  // Implemented across raft.cc (roles, ticks, Step dispatch), raft_election.cc,
-  // raft_replication.cc, raft_snapshot.cc, raft_membership.cc, raft_read_index.cc.
-  struct Impl;
+  // Implemented across raft.cc (construction, log, roles, ticks, Step dispatch, Ready),
+  // raft_election.cc, raft_replication.cc, raft_snapshot.cc, raft_membership.cc and
+  // raft_read_index.cc.
 
   // Log access.
   const Entry& At(Index index) const;  // precondition: first_index() <= index <= last_index()
-  void AppendLocal(std::vector<Entry> entries);  // leader appends (assigns term/index)
-  // Follower: appends entries after (prev_index, prev_term) if matching, truncating a
-  // conflicting suffix. Returns false if the previous entry does not match.
-  bool MaybeAppend(Index prev_index, Term prev_term, Index leader_commit,
-                   const std::vector<Entry>& entries, Index* last_new);
+  void AppendEntry(EntryType type, std::string data);  // leader: appends at last_index()+1
+  // Follower: appends `entries` after (prev_index, prev_term) if that entry matches,
+  // replacing a conflicting uncommitted suffix. Returns false if it does not match.
+  bool MaybeAppend(Index prev_index, Term prev_term, const std::vector<Entry>& entries,
+                   Index* last_new);
   void TruncateFrom(Index index);
   bool IsUpToDate(Index last_index, Term last_term) const;
+  // Largest index <= `index` whose term is <= `term` (fast backtracking).
+  Index FindConflictByTerm(Index index, Term term) const;
 
-  // Roles.
+  // Roles and elections (raft_election.cc).
   void BecomeFollower(Term term, NodeId leader);
   void BecomePreCandidate();
   void BecomeCandidate();
   void BecomeLeader();
-  void Campaign(bool pre_vote, bool forced);
+  void Campaign(bool forced);
+  void TallyVote(NodeId from, bool granted);
+  void HandleVoteRequest(const Message& m);
   void ResetTimers();
-  int Quorum() const;
+  size_t Quorum() const;
   bool IsVoter() const;
+  bool InLease() const;
 
   // Step by role.
   void StepLeader(const Message& m);
   void StepCandidate(const Message& m);
   void StepFollower(const Message& m);
-  void HandleVoteRequest(const Message& m);
+
+  // Replication (raft_replication.cc).
   void HandleAppend(const Message& m);
   void HandleHeartbeat(const Message& m);
-  void HandleSnapshot(const Message& m);
   void HandleAppendResp(const Message& m);
   void HandleHeartbeatResp(const Message& m);
-  void HandleReadIndexRequest(const Message& m);
-
-  // Replication.
-  void BroadcastAppend();
+  void BroadcastAppend(bool send_if_empty);
   void BroadcastHeartbeat(const std::string& context);
-  bool SendAppend(NodeId to, bool send_if_empty);
-  void SendSnapshot(NodeId to);
+  // Sends what `to` is missing, several pipelined messages in kReplicate. Returns whether
+  // anything was sent.
+  bool SendAppends(NodeId to, bool send_if_empty);
+  bool SendOneAppend(NodeId to, bool send_if_empty);
+  void SendHeartbeat(NodeId to, const std::string& context);
   void MaybeCommit();
-  void AdvanceCommit(Index commit);
-  void ResetProgress();
+  void CommitTo(Index index);
 
-  // Membership.
-  void RebuildMembership();
-  void OnMembershipChanged();
+  // Snapshots (raft_snapshot.cc).
+  void SendSnapshot(NodeId to);
+  void HandleSnapshot(const Message& m);
 
-  // Read index.
-  struct PendingRead {
-    Index index;
-    std::string context;
-    NodeId requester;  // kNoNode: local
-    std::map<NodeId, bool> acks;
-  };
-  void ReleaseReads(const std::string& ack_context, NodeId from);
-  void AnswerRead(const PendingRead& read);
+  // Membership (raft_membership.cc).
+  void MembershipMayHaveChanged();
+  Membership MembershipAt(Index index) const;
+
+  // Read index (raft_read_index.cc).
+  void StartRead(std::string context, NodeId requester);
+  void HandleReadIndexAck(const std::string& token, NodeId from);
+  void ReleaseRead(Index index, const std::string& context, NodeId requester);
+  void FlushDeferredReads();
 
   void Send(Message m);
-  void SendAfterPersist(Message m);
-  void MarkHardStateDirty();
 
   // ---- state ----
   const Config config_;
@@ -250,42 +252,50 @@ class Raft {
   NodeId vote_ = kNoNode;
   NodeId leader_ = kNoNode;
   Index commit_ = 0;
-  Index applied_ = 0;  // last index handed out in committed_entries (or the snapshot's)
+  Index applied_ = 0;  // last index handed out for applying (or the snapshot's)
 
-  // The log: snapshot_ (if any) covers [1, snapshot index]; log_ holds the entries after.
+  // The log: snapshot_ (if any) covers [1, snapshot_index_]; log_ holds the entries after.
   std::optional<Snapshot> snapshot_;
   Index snapshot_index_ = 0;
   Term snapshot_term_ = 0;
-  std::vector<Entry> log_;  // log_[i].index == snapshot_index_ + 1 + i
+  std::vector<Entry> log_;     // log_[i].index == snapshot_index_ + 1 + i
   Index persisted_index_ = 0;  // entries up to here are durable locally
-  Index unstable_from_;        // entries from here on are not yet handed out for persisting
+  Index unstable_from_ = 1;    // entries from here on have not been handed out to persist
 
-  // Membership history: index of each kConfChange entry in the log -> membership from it.
-  // The membership in force is the last one (or the snapshot's, or the initial one).
+  // Membership history: index of each kConfChange entry in the log -> the membership it
+  // establishes. The membership in force is the last one, else base_membership_.
   std::map<Index, Membership> conf_history_;
-  Membership base_membership_;  // the snapshot's, or the initial one
-  Index pending_conf_index_ = 0;  // a leader's last proposed config entry
+  Membership base_membership_;    // as of snapshot_index_ (or the initial one)
+  Membership membership_;         // in force
+  Index pending_conf_index_ = 0;  // a leader may not propose a change until this commits
 
-  // Timers (in ticks).
+  // Timers, in ticks.
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
   int transfer_elapsed_ = 0;
 
-  // Elections: who granted / rejected this node's (pre-)candidacy.
+  // Elections: votes for this node's (pre-)candidacy; true = granted.
   std::map<NodeId, bool> votes_;
 
   // Leader state.
-  std::map<NodeId, Progress> progress_;
+  std::map<NodeId, Progress> progress_;  // every voter but this node
   NodeId transfer_target_ = kNoNode;
-  std::vector<PendingRead> pending_reads_;
+  bool broadcast_pending_ = false;  // proposals appended since the last broadcast
+  struct PendingRead {
+    Index index;
+    std::string context;
+    NodeId requester;   // kNoNode: this node
+    std::string token;  // heartbeat context that confirms it
+    std::map<NodeId, bool> acks;
+  };
+  std::vector<PendingRead> pending_reads_;  // awaiting a quorum of heartbeat acks
+  std::vector<std::pair<std::string, NodeId>> deferred_reads_;  // until a commit in term
   uint64_t read_seq_ = 0;
 
   // Output waiting for GetReady().
   Ready ready_;
-  bool hard_state_dirty_ = false;
   HardState last_hard_state_;
-  Index snapshot_pending_persist_ = 0;
 };
 
 }  // namespace verdict::coordinator::raft

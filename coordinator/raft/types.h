@@ -59,8 +59,8 @@ std::string EncodeConfChange(const ConfChange& c);
 bool DecodeConfChange(std::string_view in, ConfChange* c);
 
 struct SnapshotMeta {
-  Index index = 0;  // last entry the snapshot covers
-  Term term = 0;    // term of that entry
+  Index index = 0;        // last entry the snapshot covers
+  Term term = 0;          // term of that entry
   Membership membership;  // membership as of `index`
 
   bool operator==(const SnapshotMeta&) const = default;
@@ -84,18 +84,18 @@ struct HardState {
 };
 
 enum class MessageType : uint8_t {
-  kPreVote = 0,       // term = the term the sender would campaign in; index/log_term = last entry
-  kPreVoteResp = 1,   // reject = !granted
-  kVote = 2,          // index/log_term = sender's last entry; context = "transfer" if forced
-  kVoteResp = 3,      // reject = !granted
-  kAppend = 4,        // index/log_term = entry preceding `entries`; commit = leader commit
-  kAppendResp = 5,    // !reject: index = last index now matching; reject: see reject_hint
-  kHeartbeat = 6,     // commit = min(leader commit, follower match); context = read-index ctx
-  kHeartbeatResp = 7, // context echoed
-  kSnapshot = 8,      // snapshot set
-  kTimeoutNow = 9,    // leader transfer: campaign now, skipping pre-vote and the lease check
-  kReadIndex = 10,    // follower -> leader: context = request id
-  kReadIndexResp = 11,// leader -> follower: index = read index, context echoed; reject = failed
+  kPreVote = 0,         // term = the term the sender would campaign in; index/log_term = last entry
+  kPreVoteResp = 1,     // reject = !granted
+  kVote = 2,            // index/log_term = sender's last entry; context = "transfer" if forced
+  kVoteResp = 3,        // reject = !granted
+  kAppend = 4,          // index/log_term = entry preceding `entries`; commit = leader commit
+  kAppendResp = 5,      // !reject: index = last index now matching; reject: see reject_hint
+  kHeartbeat = 6,       // commit = min(leader commit, follower match); context = read-index ctx
+  kHeartbeatResp = 7,   // context echoed
+  kSnapshot = 8,        // snapshot set
+  kTimeoutNow = 9,      // leader transfer: campaign now, skipping pre-vote and the lease check
+  kReadIndex = 10,      // follower -> leader: context = request id
+  kReadIndexResp = 11,  // leader -> follower: index = read index, context echoed; reject = failed
 };
 
 const char* MessageTypeName(MessageType t);

@@ -9,8 +9,7 @@ constexpr uint8_t kTagDecide = 1;
 constexpr uint32_t kSnapshotVersion = 1;
 
 bool ValidOutcome(uint8_t b) {
-  return b == static_cast<uint8_t>(Outcome::kCommit) ||
-         b == static_cast<uint8_t>(Outcome::kAbort);
+  return b == static_cast<uint8_t>(Outcome::kCommit) || b == static_cast<uint8_t>(Outcome::kAbort);
 }
 
 bool GetStringList(std::string_view* in, std::vector<std::string>* out) {
@@ -34,8 +33,10 @@ void PutStringList(std::string* dst, const std::vector<std::string>& list) {
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kCommit: return "COMMIT";
-    case Outcome::kAbort: return "ABORT";
+    case Outcome::kCommit:
+      return "COMMIT";
+    case Outcome::kAbort:
+      return "ABORT";
   }
   return "?";
 }
@@ -106,8 +107,8 @@ Status DecisionRegister::Restore(std::string_view in) {
   if (!GetFixed32(&in, &version) || version != kSnapshotVersion) {
     return Status::Corruption("decision register snapshot: unknown version");
   }
-  if (!GetVarint64(&in, &commits) || !GetVarint64(&in, &aborts) ||
-      !GetVarint64(&in, &overridden) || !GetVarint64(&in, &n)) {
+  if (!GetVarint64(&in, &commits) || !GetVarint64(&in, &aborts) || !GetVarint64(&in, &overridden) ||
+      !GetVarint64(&in, &n)) {
     return Status::Corruption("decision register snapshot: truncated header");
   }
   std::map<std::string, DecisionRecord, std::less<>> decisions;
