@@ -32,10 +32,16 @@ Raft::Raft(const Config& config, RestoredState restored)
     snapshot_index_ = snapshot_->meta.index;
     snapshot_term_ = snapshot_->meta.term;
     base_membership_ = snapshot_->meta.membership;
-  } else {
-    base_membership_ = config_.initial_membership;
   }
   log_ = std::move(restored.entries);
+  bool bootstrap = !snapshot_ && log_.empty() && !config_.initial_membership.voters.empty();
+  if (bootstrap) {
+    ConfChange cc;
+    cc.kind = ConfChange::Kind::kSetMembership;
+    cc.membership = config_.initial_membership;
+    log_.push_back(Entry{1, 1, EntryType::kConfChange, EncodeConfChange(cc)});
+    term_ = std::max<Term>(term_, 1);
+  }
   for (size_t i = 0; i < log_.size(); ++i) {
     if (log_[i].index != snapshot_index_ + 1 + i) {
       VERDICT_PANIC("restored log is not contiguous: entry %zu has index %llu, expected %llu", i,
@@ -69,6 +75,11 @@ Raft::Raft(const Config& config, RestoredState restored)
   applied_ = snapshot_index_;
   persisted_index_ = last_index();
   unstable_from_ = last_index() + 1;
+  if (bootstrap) {
+    commit_ = 1;
+    persisted_index_ = 0;
+    unstable_from_ = 1;
+  }
   last_hard_state_ = HardState{term_, vote_, commit_};
   MembershipMayHaveChanged();
   ResetTimers();

@@ -41,9 +41,13 @@ namespace verdict::coordinator::raft {
 
 struct Config {
   NodeId id = kNoNode;
-  // Membership used when neither the restored snapshot nor the restored log holds one
-  // (a brand-new cluster). A node joining an existing cluster passes an empty map and
-  // waits to hear from the leader.
+  // The founding membership of a brand-new cluster. A node that restores no snapshot and
+  // no entries and has a non-empty initial_membership bootstraps: it creates log entry 1
+  // (term 1, a kSetMembership change, committed by construction — every founding node
+  // creates the same entry) and hands it out in its first Ready to persist and apply.
+  // Membership is always derived from the log and the snapshot, never from this field
+  // afterwards. A node joining an existing cluster passes an empty map, never campaigns,
+  // and learns the membership from the leader's log or snapshot.
   Membership initial_membership;
   // A follower that hears nothing from a leader for a random number of ticks in
   // [election_ticks, 2*election_ticks) starts an election. The leader sends heartbeats

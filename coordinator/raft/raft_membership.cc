@@ -21,10 +21,16 @@ void Raft::MembershipMayHaveChanged() {
       VERDICT_PANIC("undecodable membership change at index %llu",
                     static_cast<unsigned long long>(index));
     }
-    if (cc.kind == ConfChange::Kind::kAddVoter) {
-      m.voters[cc.node] = cc.address;
-    } else {
-      m.voters.erase(cc.node);
+    switch (cc.kind) {
+      case ConfChange::Kind::kAddVoter:
+        m.voters[cc.node] = cc.address;
+        break;
+      case ConfChange::Kind::kRemoveVoter:
+        m.voters.erase(cc.node);
+        break;
+      case ConfChange::Kind::kSetMembership:
+        m = cc.membership;
+        break;
     }
     after = m;
   }
@@ -50,6 +56,9 @@ void Raft::MembershipMayHaveChanged() {
 Status Raft::ProposeConfChange(const ConfChange& change, Index* index, Term* term) {
   if (role_ != Role::kLeader) return Status::NotLeader("not the leader");
   if (transfer_target_ != kNoNode) return Status::NotLeader("leadership transfer under way");
+  if (change.kind == ConfChange::Kind::kSetMembership) {
+    return Status::InvalidArgument("the membership is set only by the bootstrap entry");
+  }
   if (change.node == kNoNode) return Status::InvalidArgument("no node id");
   if (pending_conf_index_ > commit_) {
     return Status::FailedPrecondition("a membership change is still uncommitted");

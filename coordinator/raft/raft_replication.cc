@@ -160,7 +160,9 @@ void Raft::HandleHeartbeatResp(const Message& m) {
     // append goes out; a gap makes the follower reject it and we fall back to probing.
     pr.inflight.erase(pr.inflight.begin());
   }
-  if (pr.match < last_index()) SendAppends(m.from, /*send_if_empty=*/false);
+  // Behind: resend. In kReplicate `next` may already be past entries that were lost; an
+  // empty append at next-1 then makes the follower reject it, and we probe back.
+  if (pr.match < last_index()) SendAppends(m.from, /*send_if_empty=*/true);
   if (!m.context.empty()) HandleReadIndexAck(m.context, m.from);
 }
 

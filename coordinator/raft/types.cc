@@ -34,6 +34,10 @@ bool DecodeMembership(std::string_view in, Membership* m) {
 std::string EncodeConfChange(const ConfChange& c) {
   std::string out;
   out.push_back(static_cast<char>(c.kind));
+  if (c.kind == ConfChange::Kind::kSetMembership) {
+    out += EncodeMembership(c.membership);
+    return out;
+  }
   PutVarint64(&out, c.node);
   PutLengthPrefixed(&out, c.address);
   return out;
@@ -42,8 +46,17 @@ std::string EncodeConfChange(const ConfChange& c) {
 bool DecodeConfChange(std::string_view in, ConfChange* c) {
   if (in.empty()) return false;
   uint8_t kind = static_cast<uint8_t>(in[0]);
-  if (kind > static_cast<uint8_t>(ConfChange::Kind::kRemoveVoter)) return false;
+  if (kind > static_cast<uint8_t>(ConfChange::Kind::kSetMembership)) return false;
   in.remove_prefix(1);
+  if (kind == static_cast<uint8_t>(ConfChange::Kind::kSetMembership)) {
+    ConfChange result;
+    result.kind = ConfChange::Kind::kSetMembership;
+    if (!DecodeMembership(in, &result.membership) || result.membership.voters.empty()) {
+      return false;
+    }
+    *c = std::move(result);
+    return true;
+  }
   uint64_t node;
   std::string_view address;
   if (!GetVarint64(&in, &node) || node == kNoNode || !GetLengthPrefixed(&in, &address) ||
@@ -53,6 +66,7 @@ bool DecodeConfChange(std::string_view in, ConfChange* c) {
   c->kind = static_cast<ConfChange::Kind>(kind);
   c->node = node;
   c->address = std::string(address);
+  c->membership = Membership();
   return true;
 }
 

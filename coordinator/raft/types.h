@@ -46,11 +46,14 @@ bool DecodeMembership(std::string_view in, Membership* m);
 
 // A single-server membership change (Raft dissertation §4.1). It takes effect on a node
 // as soon as the entry is in its log, committed or not; at most one may be uncommitted.
+// kSetMembership appears only as entry 1 of a new cluster's log (the bootstrap entry,
+// identical on every founding node); it cannot be proposed.
 struct ConfChange {
-  enum class Kind : uint8_t { kAddVoter = 0, kRemoveVoter = 1 };
+  enum class Kind : uint8_t { kAddVoter = 0, kRemoveVoter = 1, kSetMembership = 2 };
   Kind kind = Kind::kAddVoter;
   NodeId node = kNoNode;
-  std::string address;  // for kAddVoter
+  std::string address;    // for kAddVoter
+  Membership membership;  // for kSetMembership
 
   bool operator==(const ConfChange&) const = default;
 };
