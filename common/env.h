@@ -45,6 +45,7 @@ class Env {
   virtual Status RemoveFile(const std::string& path) = 0;
   // Atomically replaces `to` with `from` (rename(2)). Durable only after SyncDir().
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  // Sets the file's length. Durable when it returns OK (implementations sync the file).
   virtual Status TruncateFile(const std::string& path, uint64_t size) = 0;
   // fsync() of a directory: makes creations, renames and removals in it durable.
   virtual Status SyncDir(const std::string& dir) = 0;

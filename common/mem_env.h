@@ -37,8 +37,7 @@ class MemEnv : public Env {
   uint64_t sync_count() const;
 
   // ---- Env ----
-  Status NewAppendableFile(const std::string& path,
-                           std::unique_ptr<WritableFile>* result) override;
+  Status NewAppendableFile(const std::string& path, std::unique_ptr<WritableFile>* result) override;
   Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* result) override;
   Status ReadFile(const std::string& path, std::string* data) override;
   bool FileExists(const std::string& path) override;
