@@ -247,9 +247,12 @@ void Raft::Step(const Message& m) {
       resp.type = MessageType::kAppendResp;
       resp.to = m.from;
       Send(std::move(resp));
-    } else if (m.type == MessageType::kPreVote) {
+    } else if (m.type == MessageType::kPreVote || m.type == MessageType::kVote) {
+      // Tell a stale (pre-)candidate our term. It may not be in our membership, so
+      // nothing else we send would ever reach it (found by verdict-sim after a removal).
       Message resp;
-      resp.type = MessageType::kPreVoteResp;
+      resp.type =
+          m.type == MessageType::kPreVote ? MessageType::kPreVoteResp : MessageType::kVoteResp;
       resp.to = m.from;
       resp.reject = true;
       Send(std::move(resp));

@@ -73,14 +73,26 @@ Status SegmentedLog::Append(const raft::HardState* hard_state,
       }
     }
   }
-  // Hard state first: after a torn write a surviving term/vote never lags the entries of
-  // that term that follow it (a surviving commit index may run ahead; Open clamps it).
-  if (hard_state != nullptr && *hard_state != hard_state_) {
-    AppendHardStateRecord(&pending_, *hard_state);
-    hard_state_ = *hard_state;
+  // A torn write keeps a prefix of the batch, so order the records for that:
+  //  - a term/vote change goes BEFORE the entries (with the old commit index), so a
+  //    surviving entry of a new term never outlives the term it was written under;
+  //  - a new commit index goes AFTER the entries, so a surviving commit index never covers
+  //    entries this batch was replacing: clamping to the last index cannot tell a stale
+  //    suffix from the right one (found by verdict-sim, seed 70048 at --steps 100000).
+  const bool new_hard_state = hard_state != nullptr && *hard_state != hard_state_;
+  if (new_hard_state &&
+      (hard_state->term != hard_state_.term || hard_state->vote != hard_state_.vote)) {
+    raft::HardState before = *hard_state;
+    before.commit = hard_state_.commit;
+    AppendHardStateRecord(&pending_, before);
+    hard_state_ = before;
   }
   for (const raft::Entry& e : entries) AppendEntryRecord(&pending_, e);
   RecordTerms(entries);
+  if (new_hard_state && *hard_state != hard_state_) {
+    AppendHardStateRecord(&pending_, *hard_state);
+    hard_state_ = *hard_state;
+  }
   if (!entries.empty()) {
     last_index_ = entries.back().index;
     pending_max_index_ = std::max(pending_max_index_, last_index_);
