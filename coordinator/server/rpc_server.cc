@@ -1,0 +1,100 @@
+#include "coordinator/server/rpc_server.h"
+
+#include <spdlog/spdlog.h>
+#include <thrift/TConfiguration.h>
+#include <thrift/TOutput.h>
+#include <thrift/processor/TMultiplexedProcessor.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/server/TThreadedServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TServerSocket.h>
+
+#include <future>
+
+#include "coordinator/server/framed_transport.h"
+#include "coordinator/server/rpc_names.h"
+
+namespace verdict::coordinator::server {
+
+namespace {
+
+using apache::thrift::TConfiguration;
+using apache::thrift::transport::TTransport;
+using apache::thrift::transport::TTransportFactory;
+
+// Like TFramedTransportFactory, with this node's frame and message size limits and the
+// per-frame message size accounting of FramedTransport.
+class BoundedFramedTransportFactory : public TTransportFactory {
+ public:
+  explicit BoundedFramedTransportFactory(uint32_t max_frame_bytes)
+      : config_(std::make_shared<TConfiguration>(static_cast<int>(max_frame_bytes),
+                                                 static_cast<int>(max_frame_bytes))) {}
+  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
+    return std::make_shared<FramedTransport>(trans, config_);
+  }
+
+ private:
+  std::shared_ptr<TConfiguration> config_;
+};
+
+// Thrift's library logs (e.g. a peer sending garbage) go to spdlog at debug level.
+void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
+
+}  // namespace
+
+RpcServer::RpcServer(std::string host, int port, uint32_t max_frame_bytes,
+                     std::shared_ptr<apache::thrift::TProcessor> raft,
+                     std::shared_ptr<apache::thrift::TProcessor> coordinator)
+    : host_(std::move(host)), port_(port) {
+  apache::thrift::GlobalOutput.setOutputFunction(ThriftLog);
+  auto mux = std::make_shared<apache::thrift::TMultiplexedProcessor>();
+  mux->registerProcessor(kRaftServiceName, std::move(raft));
+  mux->registerProcessor(kCoordinatorServiceName, std::move(coordinator));
+  auto socket = std::make_shared<apache::thrift::transport::TServerSocket>(host_, port_);
+  auto protocol = std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
+      /*string_limit=*/static_cast<int32_t>(max_frame_bytes), /*container_limit=*/1 << 20,
+      /*strict_read=*/true, /*strict_write=*/true);
+  server_ = std::make_shared<apache::thrift::server::TThreadedServer>(
+      mux, socket, std::make_shared<BoundedFramedTransportFactory>(max_frame_bytes), protocol);
+}
+
+RpcServer::~RpcServer() { Stop(); }
+
+Status RpcServer::Start() {
+  auto listening = std::make_shared<std::promise<std::string>>();
+  auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TServerSocket>(
+      server_->getServerTransport());
+  socket->setListenCallback([listening](int) {
+    try {
+      listening->set_value("");
+    } catch (const std::future_error&) {
+    }
+  });
+  std::future<std::string> result = listening->get_future();
+  thread_ = std::thread([this, listening] {
+    try {
+      server_->serve();
+    } catch (const std::exception& e) {
+      try {
+        listening->set_value(e.what());
+      } catch (const std::future_error&) {
+        spdlog::error("RPC server stopped: {}", e.what());
+      }
+    }
+  });
+  std::string error = result.get();
+  if (!error.empty()) {
+    thread_.join();
+    return Status::IOError("cannot listen on " + host_ + ":" + std::to_string(port_) + ": " +
+                           error);
+  }
+  return Status::OK();
+}
+
+void RpcServer::Stop() {
+  if (!thread_.joinable()) return;
+  server_->stop();
+  thread_.join();
+}
+
+}  // namespace verdict::coordinator::server
