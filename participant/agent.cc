@@ -1,0 +1,479 @@
+#include "participant/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/panic.h"
+#include "participant/agent_branch.h"
+#include "participant/failpoint.h"
+
+namespace verdict::participant {
+
+namespace {
+
+class SteadyClock : public AgentClock {
+ public:
+  int64_t NowMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+std::string Name(const BranchKey& k) { return k.gtid + ":" + k.branch; }
+
+}  // namespace
+
+AgentClock* SystemAgentClock() {
+  static SteadyClock clock;
+  return &clock;
+}
+
+const char* InquiryResultName(InquiryResult r) {
+  switch (r) {
+    case InquiryResult::kCommitted:
+      return "COMMITTED";
+    case InquiryResult::kAborted:
+      return "ABORTED";
+    case InquiryResult::kInProgress:
+      return "IN_PROGRESS";
+    case InquiryResult::kPrecommitIntent:
+      return "PRECOMMIT_INTENT";
+  }
+  return "?";
+}
+
+Agent::Agent(AgentOptions options, ResourceManager& rm, BranchJournal& journal,
+             CoordinatorClient& coordinator, PeerClient& peers, AgentClock* clock)
+    : options_(std::move(options)),
+      rm_(rm),
+      journal_(journal),
+      coordinator_(coordinator),
+      peers_(peers),
+      clock_(clock ? clock : SystemAgentClock()) {}
+
+Agent::~Agent() { StopBackground(); }
+
+// ---------------------------------------------------------------------------------------
+// Recovery.
+
+Status Agent::Recover() {
+  std::map<BranchKey, JournalRecord> last;  // merged: fields of PREPARED, latest state
+  Status s = journal_.Replay([&](const JournalRecord& r) {
+    auto it = last.find(r.key);
+    if (r.state == BranchState::kPrepared || it == last.end()) {
+      last[r.key] = r;
+    } else {
+      it->second.state = r.state;
+    }
+  });
+  if (!s.ok()) return s;
+  const int64_t now = clock_->NowMs();
+  int restored = 0;
+  for (auto& [key, r] : last) {
+    auto b = std::make_shared<Branch>();
+    b->key = key;
+    b->state = r.state;
+    b->protocol = r.protocol;
+    b->participants = r.participants;
+    b->rm_payload = r.rm_payload;
+    b->state_since_ms = now;
+    b->next_inquiry_ms = now + options_.inquiry_after_ms;
+    if (BranchStateMachine::InDoubt(r.state)) {
+      Status rs = rm_.Restore(key, r.rm_payload);
+      if (rs.IsNotFound()) {
+        // The RM no longer holds it: it was resolved after the journal record was written
+        // (the decision is unique, so it was resolved the way the next decision says).
+        spdlog::warn("branch {} is {} in the journal but not prepared in the {} database",
+                     Name(key), BranchStateName(r.state), rm_.backend());
+      } else if (!rs.ok()) {
+        return Status::Corruption("cannot restore prepared branch " + Name(key) + ": " +
+                                  rs.ToString());
+      }
+      ++restored;
+    }
+    branches_[key] = b;
+  }
+  spdlog::info("recovered {} branch records, {} in doubt re-established", last.size(), restored);
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------
+// Branch table.
+
+Agent::BranchPtr Agent::Find(const BranchKey& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = branches_.find(key);
+  return it == branches_.end() ? nullptr : it->second;
+}
+
+Agent::BranchPtr Agent::FindOrCreate(const BranchKey& key, bool* created) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& slot = branches_[key];
+  *created = slot == nullptr;
+  if (*created) {
+    slot = std::make_shared<Branch>();
+    slot->key = key;
+  }
+  return slot;
+}
+
+void Agent::Erase(const BranchKey& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  branches_.erase(key);
+}
+
+Reply Agent::Current(const Branch& b, ReplyCode code, std::string message) {
+  return Reply{code, b.state, std::move(message)};
+}
+
+Status Agent::Journal(const Branch& b, BranchState state) {
+  JournalRecord r;
+  r.key = b.key;
+  r.state = state;
+  r.protocol = b.protocol;
+  if (state == BranchState::kPrepared) {
+    r.participants = b.participants;
+    r.rm_payload = b.rm_payload;
+  }
+  std::shared_lock<std::shared_mutex> gate(journal_gate_);
+  return journal_.Append(r);
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls.
+
+Reply Agent::Open(const OpenArgs& a) {
+  bool created = false;
+  BranchPtr b = FindOrCreate(a.key, &created);
+  std::lock_guard<std::mutex> l(b->mu);
+  CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kOpen);
+  if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
+  if (step.kind == CallStep::Kind::kRefuse) {
+    return Current(*b, step.code,
+                   "branch exists in state " + std::string(BranchStateName(b->state)));
+  }
+  const int64_t now = clock_->NowMs();
+  auto clamp = [&](int64_t v, int64_t dflt) {
+    return std::min<int64_t>(v > 0 ? v : dflt, options_.max_timeout_ms);
+  };
+  b->protocol = a.protocol;
+  b->deadline_ms = now + clamp(a.timeout_ms, options_.default_timeout_ms);
+  b->idle_timeout_ms = clamp(a.idle_timeout_ms, options_.default_idle_timeout_ms);
+  b->lock_timeout_ms = static_cast<int>(clamp(a.lock_timeout_ms, options_.default_lock_timeout_ms));
+  BranchOptions bo;
+  bo.lock_timeout_ms = b->lock_timeout_ms;
+  Status s = rm_.Begin(a.key, bo);
+  if (!s.ok()) {
+    if (created) {
+      Erase(a.key);
+      b->state = BranchState::kNone;
+    }
+    return Current(*b, ReplyCode::kUnavailable, "cannot open a local transaction: " + s.ToString());
+  }
+  b->rm_open = true;
+  b->state = BranchState::kActive;
+  b->last_activity_ms = now;
+  b->state_since_ms = now;
+  return Current(*b, ReplyCode::kOk);
+}
+
+Reply Agent::AbortActiveLocked(Branch& b, const std::string& why) {
+  if (b.rm_open) rm_.Rollback(b.key);
+  b.rm_open = false;
+  b.state = BranchState::kAborted;
+  b.abort_reason = why;
+  b.state_since_ms = clock_->NowMs();
+  spdlog::debug("branch {} aborted before the vote: {}", Name(b.key), why);
+  return Current(b, ReplyCode::kOk);
+}
+
+ExecuteReply Agent::Execute(const BranchKey& key, const std::string& sql,
+                            const std::vector<SqlValue>& params, int64_t seq) {
+  ExecuteReply out;
+  BranchPtr b = Find(key);
+  if (b == nullptr) {
+    out.reply = {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
+    return out;
+  }
+  std::lock_guard<std::mutex> l(b->mu);
+  if (seq > 0 && seq == b->last_seq) return b->last_execute;  // a retried statement
+  CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kExecute);
+  if (step.kind != CallStep::Kind::kProceed) {
+    std::string why = "execute in state " + std::string(BranchStateName(b->state));
+    if (!b->abort_reason.empty()) why += " (" + b->abort_reason + ")";
+    out.reply = Current(*b, step.code == ReplyCode::kOk ? ReplyCode::kWrongState : step.code, why);
+    return out;
+  }
+  if (seq > 0 && seq != b->last_seq + 1) {
+    out.reply = Current(*b, ReplyCode::kInvalidArgument,
+                        "seq " + std::to_string(seq) + " after " + std::to_string(b->last_seq));
+    return out;
+  }
+  const int64_t now = clock_->NowMs();
+  b->last_activity_ms = now;
+  if (now >= b->deadline_ms) {
+    AbortActiveLocked(*b, "deadline passed");
+    out.reply = Current(*b, ReplyCode::kWrongState, "the branch's deadline passed; aborted");
+    return out;
+  }
+  Status s = rm_.Execute(key, sql, params, &out.result);
+  b->last_activity_ms = clock_->NowMs();
+  if (!s.ok()) {
+    ReplyCode code = s.code() == Status::Code::kTimeout    ? ReplyCode::kLockTimeout
+                     : s.code() == Status::Code::kNotFound ? ReplyCode::kWrongState
+                                                           : ReplyCode::kSqlError;
+    AbortActiveLocked(*b, s.message());
+    out.result = QueryResult();
+    out.reply = Current(*b, code, s.message());
+  } else {
+    out.reply = Current(*b, ReplyCode::kOk);
+  }
+  if (seq > 0) {
+    b->last_seq = seq;
+    b->last_execute = out;
+  }
+  return out;
+}
+
+PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& participants) {
+  PrepareReply out;
+  BranchPtr b = Find(key);
+  if (b == nullptr) {
+    out.reply = {ReplyCode::kNotFound, BranchState::kNone, "no such branch: votes NO"};
+    return out;
+  }
+  std::lock_guard<std::mutex> l(b->mu);
+  CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kPrepare);
+  if (step.kind == CallStep::Kind::kRepeat) {
+    out.vote = b->state == BranchState::kReadOnly ? Vote::kReadOnly : Vote::kYes;
+    out.reply = Current(*b, ReplyCode::kOk);
+    return out;
+  }
+  if (step.kind == CallStep::Kind::kRefuse) {
+    out.reply = Current(*b, step.code,
+                        "prepare in state " + std::string(BranchStateName(b->state)) +
+                            (b->abort_reason.empty() ? "" : ": " + b->abort_reason));
+    return out;
+  }
+  const int64_t now = clock_->NowMs();
+  if (now >= b->deadline_ms) {
+    AbortActiveLocked(*b, "deadline passed before PREPARE");
+    out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
+    return out;
+  }
+  std::vector<std::string> names;
+  for (const PeerRef& p : participants) names.push_back(p.name);
+  PrepareResult pr;
+  Status s = rm_.Prepare(key, names, &pr);
+  b->rm_open = false;
+  if (!s.ok()) {
+    AbortActiveLocked(*b, "prepare failed: " + s.message());
+    out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
+    return out;
+  }
+  if (pr.vote == PrepareVote::kReadOnly) {
+    // READ_ONLY, not COMMITTED: the branch leaves without learning the outcome, and a
+    // terminating peer must not take it for a commit (nor, forgotten after a crash, for
+    // an unvoted branch it may tombstone and count as an abort): journal it first.
+    s = Journal(*b, BranchState::kReadOnly);
+    if (!s.ok()) {
+      AbortActiveLocked(*b, "cannot make the READ_ONLY vote durable: " + s.message());
+      out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
+      return out;
+    }
+    b->state = BranchState::kReadOnly;
+    b->state_since_ms = now;
+    out.vote = Vote::kReadOnly;
+    out.reply = Current(*b, ReplyCode::kOk);
+    return out;
+  }
+  b->participants = participants;
+  b->rm_payload = std::move(pr.recovery_payload);
+  if (Failpoint("before_prepare_journal")) s = Status::IOError("failpoint");
+  if (s.ok()) s = Journal(*b, BranchState::kPrepared);
+  if (!s.ok()) {
+    rm_.RollbackPrepared(key);
+    AbortActiveLocked(*b, "cannot make the prepare durable: " + s.message());
+    out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
+    return out;
+  }
+  b->state = BranchState::kPrepared;
+  b->state_since_ms = now;
+  b->next_inquiry_ms = now + options_.inquiry_after_ms;
+  b->backoff_ms = 0;
+  Failpoint("after_prepare_durable_before_reply");
+  out.vote = Vote::kYes;
+  out.reply = Current(*b, ReplyCode::kOk);
+  return out;
+}
+
+Reply Agent::Precommit(const BranchKey& key) {
+  BranchPtr b = Find(key);
+  if (b == nullptr) return {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
+  std::lock_guard<std::mutex> l(b->mu);
+  CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kPrecommit);
+  if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
+  if (step.kind == CallStep::Kind::kRefuse) {
+    return Current(*b, step.code, "precommit in state " + std::string(BranchStateName(b->state)));
+  }
+  Status s = Journal(*b, BranchState::kPrecommitted);
+  if (!s.ok()) return Current(*b, ReplyCode::kUnavailable, s.message());
+  b->state = BranchState::kPrecommitted;
+  b->state_since_ms = clock_->NowMs();
+  b->next_inquiry_ms = b->state_since_ms + options_.inquiry_after_ms;
+  Failpoint("after_precommit_durable_before_reply");
+  return Current(*b, ReplyCode::kOk);
+}
+
+Reply Agent::Fence(const BranchKey& key, const std::string& fencer) {
+  BranchPtr b = Find(key);
+  if (b == nullptr) return {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
+  std::lock_guard<std::mutex> l(b->mu);
+  CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kFence);
+  if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
+  if (step.kind == CallStep::Kind::kRefuse) {
+    return Current(*b, step.code, "fence in state " + std::string(BranchStateName(b->state)));
+  }
+  Status s = Journal(*b, BranchState::kFenced);
+  if (!s.ok()) return Current(*b, ReplyCode::kUnavailable, s.message());
+  b->state = BranchState::kFenced;
+  b->state_since_ms = clock_->NowMs();
+  spdlog::info("branch {} fenced by {}", Name(key), fencer);
+  Failpoint("after_fence_durable_before_reply");
+  return Current(*b, ReplyCode::kOk);
+}
+
+Reply Agent::DecideLocked(Branch& b, bool commit, const char* why) {
+  CallStep step = BranchStateMachine::OnCall(b.state, b.protocol,
+                                             commit ? BranchCall::kCommit : BranchCall::kAbort);
+  if (step.kind == CallStep::Kind::kRepeat) return Current(b, ReplyCode::kOk);
+  if (step.kind == CallStep::Kind::kRefuse) {
+    if (commit && b.state == BranchState::kAborted) {
+      spdlog::critical("HEURISTIC HAZARD: COMMIT ({}) of branch {} which is ABORTED", why,
+                       Name(b.key));
+    } else if (!commit && b.state == BranchState::kCommitted) {
+      spdlog::critical("HEURISTIC HAZARD: ABORT ({}) of branch {} which is COMMITTED", why,
+                       Name(b.key));
+    }
+    return Current(
+        b, step.code,
+        std::string(commit ? "commit" : "abort") + " in state " + BranchStateName(b.state));
+  }
+  if (b.state == BranchState::kActive) return AbortActiveLocked(b, why);  // abort only
+  const bool was_known = b.state != BranchState::kNone;
+  if (was_known) {
+    Status s = commit ? rm_.CommitPrepared(b.key) : rm_.RollbackPrepared(b.key);
+    if (s.IsNotFound() && commit) {
+      spdlog::warn(
+          "branch {}: the {} database no longer holds it; its commit was applied "
+          "before a restart",
+          Name(b.key), rm_.backend());
+    } else if (!s.ok()) {
+      return Current(b, ReplyCode::kUnavailable,
+                     std::string(commit ? "commit" : "rollback") + " failed: " + s.ToString());
+    }
+    if (commit) Failpoint("after_local_commit_before_reply");
+  }
+  BranchState next = commit ? BranchState::kCommitted : BranchState::kAborted;
+  Status js = Journal(b, next);
+  if (!js.ok()) {
+    if (!was_known) {
+      // The abort tombstone is a promise: without it, refuse.
+      return Current(b, ReplyCode::kUnavailable, "cannot journal the abort: " + js.message());
+    }
+    // The database already holds the outcome (commit marker / no prepared branch); a
+    // retried call is idempotent. Keep going, loudly.
+    spdlog::error("branch {}: cannot journal {}: {}", Name(b.key), BranchStateName(next),
+                  js.ToString());
+  }
+  b.state = next;
+  b.state_since_ms = clock_->NowMs();
+  if (!commit) b.abort_reason = why;
+  spdlog::debug("branch {} {} ({})", Name(b.key), BranchStateName(next), why);
+  return Current(b, ReplyCode::kOk);
+}
+
+Reply Agent::Commit(const BranchKey& key, bool one_phase) {
+  BranchPtr b = Find(key);
+  if (b == nullptr) {
+    // Forgotten after its retention period? The database may still prove the commit.
+    if (rm_.CommitPrepared(key).ok()) {
+      return {ReplyCode::kOk, BranchState::kCommitted, "committed earlier"};
+    }
+    spdlog::critical("HEURISTIC HAZARD: COMMIT of unknown branch {}", Name(key));
+    return {ReplyCode::kNotFound, BranchState::kNone, "no record of this branch"};
+  }
+  std::lock_guard<std::mutex> l(b->mu);
+  if (one_phase && b->state == BranchState::kActive) {
+    if (clock_->NowMs() >= b->deadline_ms) {
+      AbortActiveLocked(*b, "deadline passed before the one-phase commit");
+      return Current(*b, ReplyCode::kWrongState, b->abort_reason);
+    }
+    Status s = rm_.CommitOnePhase(key);
+    b->rm_open = false;
+    if (s.IsIOError() || s.code() == Status::Code::kUnavailable) {
+      // The RM could not tell whether COMMIT happened (e.g. the connection died during
+      // COMMIT and the server could not be asked): in doubt, never ABORTED (DESIGN §2.4).
+      b->state = BranchState::kOutcomeUnknown;
+      b->state_since_ms = clock_->NowMs();
+      spdlog::error("branch {}: outcome of the one-phase commit is unknown: {}", Name(key),
+                    s.ToString());
+      return Current(*b, ReplyCode::kUnavailable,
+                     "one-phase commit outcome unknown (in doubt): " + s.message());
+    }
+    if (!s.ok()) {
+      AbortActiveLocked(*b, "one-phase commit failed: " + s.message());
+      return Current(
+          *b, s.code() == Status::Code::kTimeout ? ReplyCode::kLockTimeout : ReplyCode::kSqlError,
+          b->abort_reason);
+    }
+    Failpoint("after_local_commit_before_reply");
+    b->state = BranchState::kCommitted;
+    b->state_since_ms = clock_->NowMs();
+    return Current(*b, ReplyCode::kOk);
+  }
+  return DecideLocked(*b, true, "COMMIT");
+}
+
+Reply Agent::Abort(const BranchKey& key) {
+  bool created = false;
+  BranchPtr b = FindOrCreate(key, &created);
+  std::lock_guard<std::mutex> l(b->mu);
+  Reply r = DecideLocked(*b, false, "ABORT");
+  if (created && b->state == BranchState::kNone) Erase(key);
+  return r;
+}
+
+BranchStatus Agent::GetStatus(const BranchKey& key) {
+  BranchStatus st;
+  st.key = key;
+  BranchPtr b = Find(key);
+  if (b == nullptr) return st;
+  std::lock_guard<std::mutex> l(b->mu);
+  st.state = b->state;
+  st.protocol = b->protocol;
+  st.participants = b->participants;
+  st.age_ms = clock_->NowMs() - b->state_since_ms;
+  return st;
+}
+
+std::vector<BranchStatus> Agent::ListInDoubt() {
+  std::vector<BranchPtr> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [k, b] : branches_) all.push_back(b);
+  }
+  std::vector<BranchStatus> out;
+  const int64_t now = clock_->NowMs();
+  for (const BranchPtr& b : all) {
+    std::lock_guard<std::mutex> l(b->mu);
+    if (!BranchStateMachine::InDoubt(b->state)) continue;
+    out.push_back({b->key, b->state, b->protocol, b->participants, now - b->state_since_ms});
+  }
+  return out;
+}
+
+}  // namespace verdict::participant

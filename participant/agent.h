@@ -1,0 +1,175 @@
+// Agent: the participant agent's core, independent of Thrift. It keeps the branch table,
+// runs each call through BranchStateMachine, performs the ResourceManager and journal I/O
+// the rules require (every acknowledged transition journaled and fdatasync'd first), and
+// on Tick() aborts idle/late ACTIVE branches, inquires about in-doubt ones, runs
+// cooperative termination, commits PRECOMMITTED branches on timeout, reconciles orphan
+// prepared branches of the RM and compacts the journal.
+//
+// Thread-safety: every public method may be called from any thread. Calls on one branch
+// are serialized by that branch's mutex; calls on different branches run in parallel
+// (their journal appends share fsyncs). Tick() may run concurrently with calls (the
+// background thread started by StartBackground() calls it).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "participant/branch_journal.h"
+#include "participant/branch_state_machine.h"
+#include "participant/coordinator_client.h"
+#include "participant/peer_client.h"
+#include "participant/resource_manager.h"
+
+namespace verdict::participant {
+
+// Monotonic milliseconds; injectable for tests.
+class AgentClock {
+ public:
+  virtual ~AgentClock() = default;
+  virtual int64_t NowMs() = 0;
+};
+AgentClock* SystemAgentClock();
+
+struct AgentOptions {
+  std::string name;                     // this participant's name
+  std::string address;                  // HOST:PORT it serves on
+  int default_timeout_ms = 60000;       // branch deadline when OpenBranch gives none
+  int default_idle_timeout_ms = 30000;  // idle abort of an ACTIVE branch
+  int default_lock_timeout_ms = 2000;   // lock wait bound of one statement
+  int max_timeout_ms = 3600 * 1000;     // larger requested timeouts are clamped
+  int inquiry_after_ms = 2000;          // in doubt this long -> first inquiry
+  int inquiry_backoff_max_ms = 30000;   // backoff cap between inquiries
+  int precommit_timeout_ms = 5000;      // 3PC: PRECOMMITTED with a silent group -> commit
+  int decided_retention_ms = 600000;    // decided branches answered from memory this long
+  int orphan_safety_ms = 60000;         // RM-prepared branch unknown to the journal
+  uint64_t journal_compact_bytes = 64ull << 20;
+  int tick_ms = 100;  // background Tick() period
+};
+
+struct BranchStatus {
+  BranchKey key;
+  BranchState state = BranchState::kNone;
+  Protocol protocol = Protocol::k2PC;
+  std::vector<PeerRef> participants;
+  int64_t age_ms = 0;
+};
+
+struct Reply {
+  ReplyCode code = ReplyCode::kOk;
+  BranchState state = BranchState::kNone;
+  std::string message;
+};
+
+enum class Vote : uint8_t { kYes = 1, kNo = 2, kReadOnly = 3 };
+
+struct PrepareReply {
+  Reply reply;
+  Vote vote = Vote::kNo;
+};
+
+struct ExecuteReply {
+  Reply reply;
+  QueryResult result;
+};
+
+struct OpenArgs {
+  BranchKey key;
+  Protocol protocol = Protocol::k2PC;
+  int64_t timeout_ms = 0;       // 0 = default
+  int64_t idle_timeout_ms = 0;  // 0 = default
+  int64_t lock_timeout_ms = 0;  // 0 = default
+};
+
+class Agent {
+ public:
+  Agent(AgentOptions options, ResourceManager& rm, BranchJournal& journal,
+        CoordinatorClient& coordinator, PeerClient& peers, AgentClock* clock);
+  ~Agent();  // StopBackground()s
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Replays the journal and re-establishes every undecided prepared branch in the RM
+  // (locks held) BEFORE anything is served. Corruption/IOError: refuse to start.
+  Status Recover();
+
+  Reply Open(const OpenArgs& args);
+  // `seq` as in participant.thrift (0 = no deduplication).
+  ExecuteReply Execute(const BranchKey& key, const std::string& sql,
+                       const std::vector<SqlValue>& params, int64_t seq);
+  PrepareReply Prepare(const BranchKey& key, const std::vector<PeerRef>& participants);
+  Reply Precommit(const BranchKey& key);
+  Reply Fence(const BranchKey& key, const std::string& fencer);
+  Reply Commit(const BranchKey& key, bool one_phase);
+  Reply Abort(const BranchKey& key);
+  // Cooperative termination: aborts the branch only if it has not voted (ACTIVE, or no
+  // record: an ABORTED tombstone is journaled); otherwise changes nothing and returns
+  // WRONG_STATE with the state (OK if already ABORTED).
+  Reply AbortIfUnvoted(const BranchKey& key);
+  BranchStatus GetStatus(const BranchKey& key);
+  std::vector<BranchStatus> ListInDoubt();
+
+  // One round of timer work (see the file comment). Never blocks on a branch that is busy.
+  void Tick();
+
+  // Registers with the coordinator group in the background, retrying with backoff until a
+  // leader accepts, and runs Tick() every tick_ms. Idempotent.
+  void StartBackground();
+  void StopBackground();
+  bool registered() const { return registered_.load(); }
+
+ private:
+  struct Branch;
+  using BranchPtr = std::shared_ptr<Branch>;
+
+  BranchPtr Find(const BranchKey& key);
+  BranchPtr FindOrCreate(const BranchKey& key, bool* created);
+  void Erase(const BranchKey& key);
+  Reply Current(const Branch& b, ReplyCode code, std::string message = {});
+  Status Journal(const Branch& b, BranchState state);
+  // Applies a COMMIT/ABORT decision to an in-doubt (or unknown) branch. b->mu held.
+  Reply DecideLocked(Branch& b, bool commit, const char* why);
+  Reply AbortActiveLocked(Branch& b, const std::string& why);
+
+  // Tick() helpers.
+  void TickBranch(const BranchPtr& b, int64_t now);
+  void ResolveInDoubt(const BranchPtr& b, int64_t now);
+  void Terminate(const BranchPtr& b);
+  void ReconcileOrphans(int64_t now);
+  void MaybeCompact();
+  void RegisterLoop();
+
+  const AgentOptions options_;
+  ResourceManager& rm_;
+  BranchJournal& journal_;
+  CoordinatorClient& coordinator_;
+  PeerClient& peers_;
+  AgentClock* const clock_;
+
+  std::mutex mu_;
+  std::map<BranchKey, BranchPtr> branches_;          // guarded by mu_
+  std::map<BranchKey, int64_t> orphans_first_seen_;  // guarded by mu_
+  int64_t last_reconcile_ms_ = 0;                    // guarded by mu_
+  bool compacting_ = false;                          // guarded by mu_
+
+  // Journal appends hold it shared; compaction (Rewrite) holds it exclusively.
+  std::shared_mutex journal_gate_;
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;  // guarded by bg_mu_
+  bool stopping_ = false;          // guarded by bg_mu_
+  std::thread tick_thread_;
+  std::thread register_thread_;
+  std::atomic<bool> registered_{false};
+};
+
+}  // namespace verdict::participant

@@ -1,0 +1,35 @@
+// Agent::Branch: one branch in the agent's table. Private to participant/agent*.cc.
+// Thread-safety: every field is guarded by `mu`, held for the whole of a call on the
+// branch.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "participant/agent.h"
+
+namespace verdict::participant {
+
+// One branch. All fields are guarded by `mu` (held for the whole of a call on the branch).
+struct Agent::Branch {
+  std::mutex mu;
+  BranchKey key;
+  BranchState state = BranchState::kNone;
+  Protocol protocol = Protocol::k2PC;
+  std::vector<PeerRef> participants;
+  std::string rm_payload;  // kept for journal compaction
+  bool rm_open = false;    // the RM holds an open local transaction
+  int64_t deadline_ms = 0;
+  int64_t idle_timeout_ms = 0;
+  int lock_timeout_ms = 0;
+  int64_t last_activity_ms = 0;
+  int64_t state_since_ms = 0;
+  int64_t next_inquiry_ms = 0;
+  int64_t backoff_ms = 0;
+  std::string abort_reason;
+  int64_t last_seq = 0;
+  ExecuteReply last_execute;
+};
+
+}  // namespace verdict::participant

@@ -1,0 +1,324 @@
+// Agent: timer work — idle/deadline aborts, inquiry with backoff, cooperative termination
+// (DESIGN §3-§4), PRECOMMITTED commit on timeout, orphan reconciliation, journal
+// compaction, registration.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "participant/agent.h"
+#include "participant/agent_branch.h"
+
+namespace verdict::participant {
+
+namespace {
+std::string Name(const BranchKey& k) { return k.gtid + ":" + k.branch; }
+}  // namespace
+
+void Agent::Tick() {
+  const int64_t now = clock_->NowMs();
+  std::vector<BranchPtr> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [k, b] : branches_) all.push_back(b);
+  }
+  for (const BranchPtr& b : all) TickBranch(b, now);
+  ReconcileOrphans(now);
+  MaybeCompact();
+}
+
+void Agent::StartBackground() {
+  std::lock_guard<std::mutex> l(bg_mu_);
+  if (tick_thread_.joinable()) return;
+  stopping_ = false;
+  tick_thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> l(bg_mu_);
+    while (!stopping_) {
+      l.unlock();
+      Tick();
+      l.lock();
+      bg_cv_.wait_for(l, std::chrono::milliseconds(options_.tick_ms), [this] { return stopping_; });
+    }
+  });
+  register_thread_ = std::thread([this] { RegisterLoop(); });
+}
+
+void Agent::StopBackground() {
+  {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    stopping_ = true;
+  }
+  bg_cv_.notify_all();
+  if (tick_thread_.joinable()) tick_thread_.join();
+  if (register_thread_.joinable()) register_thread_.join();
+}
+
+void Agent::RegisterLoop() {
+  int64_t backoff = 100;
+  for (;;) {
+    Status s = coordinator_.Register(options_.name, options_.address, std::string(rm_.backend()));
+    if (s.ok()) {
+      registered_ = true;
+      spdlog::info("registered as {} at {} with the coordinator group", options_.name,
+                   options_.address);
+      return;
+    }
+    spdlog::debug("registration not accepted yet: {}", s.ToString());
+    std::unique_lock<std::mutex> l(bg_mu_);
+    if (bg_cv_.wait_for(l, std::chrono::milliseconds(backoff), [this] { return stopping_; })) {
+      return;
+    }
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+  }
+}
+
+void Agent::TickBranch(const BranchPtr& b, int64_t now) {
+  std::unique_lock<std::mutex> l(b->mu, std::try_to_lock);
+  if (!l.owns_lock()) return;  // a call is running on it
+  switch (BranchStateMachine::OnTimeout(b->state, b->protocol)) {
+    case TimeoutAction::kAbort:
+      if (now >= b->deadline_ms) {
+        AbortActiveLocked(*b, "deadline passed");
+      } else if (now - b->last_activity_ms >= b->idle_timeout_ms) {
+        AbortActiveLocked(*b, "idle timeout");
+      }
+      return;
+    case TimeoutAction::kInquire:
+    case TimeoutAction::kCommit:
+      if (now < b->next_inquiry_ms) return;
+      l.unlock();
+      ResolveInDoubt(b, now);
+      return;
+    case TimeoutAction::kNone:
+      if (BranchStateMachine::Finished(b->state) &&
+          now - b->state_since_ms >= options_.decided_retention_ms) {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = branches_.find(b->key);
+        if (it != branches_.end() && it->second == b) branches_.erase(it);
+      }
+      return;
+  }
+}
+
+void Agent::ResolveInDoubt(const BranchPtr& b, int64_t now) {
+  BranchKey key;
+  BranchState state;
+  Protocol protocol;
+  int64_t since;
+  {
+    std::lock_guard<std::mutex> l(b->mu);
+    if (!BranchStateMachine::InDoubt(b->state)) return;
+    key = b->key;
+    state = b->state;
+    protocol = b->protocol;
+    since = b->state_since_ms;
+  }
+  InquiryResult result;
+  Status s = coordinator_.Inquire(key, options_.name, &result);
+  if (s.ok() && (result == InquiryResult::kCommitted || result == InquiryResult::kAborted)) {
+    const bool commit = result == InquiryResult::kCommitted;
+    std::lock_guard<std::mutex> l(b->mu);
+    Reply r = DecideLocked(*b, commit, commit ? "inquiry: COMMITTED" : "inquiry: ABORTED");
+    if (r.code == ReplyCode::kOk) {
+      spdlog::info("branch {} resolved by inquiry: {}", Name(key), BranchStateName(b->state));
+      return;
+    }
+  } else if (s.ok()) {
+    spdlog::debug("branch {}: coordinator says {}", Name(key), InquiryResultName(result));
+  } else if (state == BranchState::kPrecommitted) {
+    // 3PC: a PRECOMMITTED branch whose coordinator group is silent commits by itself.
+    if (protocol == Protocol::k3PC && now - since >= options_.precommit_timeout_ms) {
+      std::lock_guard<std::mutex> l(b->mu);
+      Reply r = DecideLocked(*b, true, "PRECOMMITTED timeout, coordinator group silent");
+      if (r.code == ReplyCode::kOk) {
+        spdlog::warn("branch {} committed on PRECOMMITTED timeout (coordinator unreachable: {})",
+                     Name(key), s.ToString());
+        return;
+      }
+    }
+  } else {
+    spdlog::info(
+        "branch {} in doubt and the coordinator group does not answer ({}): asking "
+        "peers",
+        Name(key), s.ToString());
+    Terminate(b);
+  }
+  std::lock_guard<std::mutex> l(b->mu);
+  if (!BranchStateMachine::InDoubt(b->state)) return;
+  b->backoff_ms = b->backoff_ms == 0
+                      ? options_.inquiry_after_ms
+                      : std::min<int64_t>(b->backoff_ms * 2, options_.inquiry_backoff_max_ms);
+  int64_t wait = b->backoff_ms;
+  if (b->state == BranchState::kPrecommitted) {
+    wait = std::min<int64_t>(
+        wait, std::max<int64_t>(1, b->state_since_ms + options_.precommit_timeout_ms - now));
+  }
+  b->next_inquiry_ms = clock_->NowMs() + wait;
+}
+
+void Agent::Terminate(const BranchPtr& b) {
+  for (int round = 0; round < 8; ++round) {
+    BranchKey key;
+    BranchState self;
+    Protocol protocol;
+    std::vector<PeerRef> peers;
+    {
+      std::lock_guard<std::mutex> l(b->mu);
+      key = b->key;
+      self = b->state;
+      protocol = b->protocol;
+      for (const PeerRef& p : b->participants) {
+        if (p.name == options_.name && p.branch == key.branch) continue;
+        peers.push_back(p);
+      }
+    }
+    if (peers.empty()) return;
+    std::vector<std::optional<BranchState>> states;
+    for (const PeerRef& p : peers) {
+      BranchState st;
+      Status s = peers_.GetState(p, key.gtid, &st);
+      states.push_back(s.ok() ? std::optional<BranchState>(st) : std::nullopt);
+    }
+    TerminationStep step = BranchStateMachine::Terminate(protocol, self, states);
+    switch (step.kind) {
+      case TerminationStep::Kind::kCommit:
+      case TerminationStep::Kind::kAbort: {
+        const bool commit = step.kind == TerminationStep::Kind::kCommit;
+        Reply r;
+        {
+          std::lock_guard<std::mutex> l(b->mu);
+          r = DecideLocked(
+              *b, commit,
+              commit ? "cooperative termination: commit" : "cooperative termination: abort");
+        }
+        if (r.code != ReplyCode::kOk) return;
+        spdlog::warn("branch {} {} by cooperative termination", Name(key),
+                     commit ? "COMMITTED" : "ABORTED");
+        for (size_t i = 0; i < peers.size(); ++i) {
+          BranchState after;
+          if (commit && states[i] != BranchState::kCommitted) peers_.Commit(peers[i], key.gtid);
+          if (!commit && states[i] != BranchState::kAborted) {
+            peers_.Abort(peers[i], key.gtid, &after);
+          }
+        }
+        return;
+      }
+      case TerminationStep::Kind::kAbortPeer: {
+        BranchState after;
+        Status s = peers_.AbortIfUnvoted(peers[step.peer], key.gtid, &after);
+        if (!s.ok()) return;
+        continue;  // ask again with the peer's new state
+      }
+      case TerminationStep::Kind::kFence: {
+        if (self == BranchState::kPrepared) {
+          Reply r = Fence(key, options_.name);
+          if (r.code != ReplyCode::kOk) continue;  // our state changed: re-evaluate
+        }
+        for (size_t i = 0; i < peers.size(); ++i) {
+          if (states[i] != BranchState::kPrepared) continue;
+          BranchState after;
+          if (!peers_.Fence(peers[i], key.gtid, options_.name, &after).ok()) return;
+        }
+        continue;
+      }
+      case TerminationStep::Kind::kWait:
+        return;
+    }
+  }
+}
+
+void Agent::ReconcileOrphans(int64_t now) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const int64_t interval = std::max(1000, std::min(options_.orphan_safety_ms / 2, 10000));
+    if (now - last_reconcile_ms_ < interval) return;
+    last_reconcile_ms_ = now;
+  }
+  std::vector<PreparedBranchInfo> prepared;
+  if (!rm_.ListPrepared(&prepared).ok()) return;
+  for (const PreparedBranchInfo& info : prepared) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (branches_.count(info.key)) continue;
+      auto [it, inserted] = orphans_first_seen_.emplace(info.key, now);
+      int64_t age = info.age_seconds >= 0 ? info.age_seconds * 1000 : now - it->second;
+      if (age < options_.orphan_safety_ms) continue;
+    }
+    InquiryResult r;
+    if (!coordinator_.Inquire(info.key, options_.name, &r).ok()) continue;
+    Status s;
+    if (r == InquiryResult::kCommitted) {
+      s = rm_.CommitPrepared(info.key);
+    } else if (r == InquiryResult::kAborted) {
+      s = rm_.RollbackPrepared(info.key);
+    } else {
+      continue;
+    }
+    spdlog::warn("orphan prepared branch {} resolved ({}): {}", Name(info.key),
+                 InquiryResultName(r), s.ToString());
+    if (s.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      orphans_first_seen_.erase(info.key);
+    }
+  }
+}
+
+void Agent::MaybeCompact() {
+  if (journal_.SizeBytes() < options_.journal_compact_bytes) return;
+  std::vector<BranchPtr> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [k, b] : branches_) all.push_back(b);
+  }
+  std::unique_lock<std::shared_mutex> gate(journal_gate_);
+  std::vector<std::unique_lock<std::mutex>> held;
+  std::vector<JournalRecord> live;
+  for (const BranchPtr& b : all) {
+    std::unique_lock<std::mutex> l(b->mu, std::try_to_lock);
+    if (!l.owns_lock()) return;  // busy (perhaps waiting for the gate): next tick
+    if (BranchStateMachine::InDoubt(b->state) || BranchStateMachine::Finished(b->state)) {
+      JournalRecord r;
+      r.key = b->key;
+      r.protocol = b->protocol;
+      if (BranchStateMachine::InDoubt(b->state)) {
+        r.state = BranchState::kPrepared;
+        r.participants = b->participants;
+        r.rm_payload = b->rm_payload;
+        live.push_back(r);
+        if (b->state != BranchState::kPrepared) {
+          r.state = b->state;
+          r.participants.clear();
+          r.rm_payload.clear();
+          live.push_back(r);
+        }
+      } else {
+        r.state = b->state;
+        live.push_back(r);
+      }
+    }
+    held.push_back(std::move(l));
+  }
+  uint64_t before = journal_.SizeBytes();
+  Status s = journal_.Rewrite(live);
+  if (s.ok()) {
+    spdlog::info("branch journal compacted: {} -> {} bytes ({} records)", before,
+                 journal_.SizeBytes(), live.size());
+  } else {
+    spdlog::error("branch journal compaction failed: {}", s.ToString());
+  }
+}
+
+Reply Agent::AbortIfUnvoted(const BranchKey& key) {
+  bool created = false;
+  BranchPtr b = FindOrCreate(key, &created);
+  std::lock_guard<std::mutex> l(b->mu);
+  if (b->state == BranchState::kActive || b->state == BranchState::kNone) {
+    Reply r = DecideLocked(*b, false, "aborted by a terminating peer before its vote");
+    if (created && b->state == BranchState::kNone) Erase(key);
+    return r;
+  }
+  return Current(*b, b->state == BranchState::kAborted ? ReplyCode::kOk : ReplyCode::kWrongState,
+                 "branch has voted: " + std::string(BranchStateName(b->state)));
+}
+
+}  // namespace verdict::participant

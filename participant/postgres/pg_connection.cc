@@ -1,0 +1,174 @@
+#include "participant/postgres/pg_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace verdict::participant::postgres {
+namespace {
+
+std::string TrimRight(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+Status ErrorStatus(PGconn* conn, const PGresult* result, std::string* sqlstate) {
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string code = state != nullptr ? state : "";
+  if (sqlstate != nullptr) *sqlstate = code;
+  if (code.empty()) {
+    // No SQLSTATE: libpq itself failed, almost always because the connection is gone (after
+    // "server closed the connection unexpectedly" PQstatus may still say CONNECTION_OK).
+    return Status::Unavailable("postgres: connection lost: " + TrimRight(PQerrorMessage(conn)));
+  }
+  std::string message;
+  const char* primary =
+      result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  message = primary != nullptr ? primary : TrimRight(PQerrorMessage(conn));
+  const char* detail =
+      result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL) : nullptr;
+  if (detail != nullptr) message += std::string(" (") + detail + ")";
+  const char* hint = result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_HINT) : nullptr;
+  if (hint != nullptr) message += std::string(" [hint: ") + hint + "]";
+  const std::string text = "postgres SQLSTATE " + (code.empty() ? "?????" : code) + ": " + message;
+
+  if (PQstatus(conn) != CONNECTION_OK) return Status::Unavailable(text);
+  if (code == "55P03" || code == "57014") return Status::Timeout(text);
+  if (code == "08P01") return Status::InvalidArgument(text);
+  if (code.rfind("08", 0) == 0 || code == "57P01" || code == "57P02" || code == "57P03") {
+    return Status::Unavailable(text);
+  }
+  if (code.rfind("42", 0) == 0) return Status::InvalidArgument(text);
+  return Status::Aborted(text);
+}
+
+Status PgConnection::Connect(const std::string& dsn, const std::string& application_name,
+                             std::unique_ptr<PgConnection>* out) {
+  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
+  const char* values[] = {dsn.c_str(), application_name.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) return Status::Unavailable("postgres: out of memory connecting");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    Status s = Status::Unavailable("postgres: cannot connect: " + TrimRight(PQerrorMessage(conn)));
+    PQfinish(conn);
+    return s;
+  }
+  // Server notices (e.g. "terminating connection due to immediate shutdown") go to the log,
+  // not to raw stderr.
+  PQsetNoticeProcessor(
+      conn,
+      [](void*, const char* message) {
+        spdlog::info("postgres notice: {}", TrimRight(message == nullptr ? "" : message));
+      },
+      nullptr);
+  out->reset(new PgConnection(conn));
+  return Status::OK();
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+Status PgConnection::Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate) {
+  PgResultPtr res(raw);
+  const ExecStatusType st = res != nullptr ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (sqlstate != nullptr) sqlstate->clear();
+    if (result != nullptr) *result = std::move(res);
+    return Status::OK();
+  }
+  std::string code;
+  Status s = ErrorStatus(conn_, res.get(), &code);
+  if (s.code() == Status::Code::kUnavailable) broken_ = true;
+  if (sqlstate != nullptr) *sqlstate = code;
+  return s;
+}
+
+Status PgConnection::Exec(const std::string& sql, PgResultPtr* result, std::string* sqlstate) {
+  return Finish(PQexec(conn_, sql.c_str()), result, sqlstate);
+}
+
+Status PgConnection::ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
+                                std::string* sqlstate) {
+  return Finish(
+      PQexecParams(conn_, sql.c_str(), params.size(), params.types.data(), params.values.data(),
+                   params.lengths.data(), params.formats.data(), /*resultFormat=*/0),
+      result, sqlstate);
+}
+
+Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
+  auto backoff = std::chrono::milliseconds(20);
+  while (true) {
+    Status s = PgConnection::Connect(options_.dsn, options_.application_name, out);
+    if (s.ok()) return s;
+    if (Clock::now() + backoff >= deadline) return s;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+Status PgConnectionPool::Acquire(std::unique_ptr<PgConnection>* out) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.acquire_timeout_ms);
+    while (idle_.empty() && open_ >= options_.max_connections) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= options_.max_connections) {
+        return Status::Unavailable("postgres: all " + std::to_string(options_.max_connections) +
+                                   " pooled connections are in use");
+      }
+    }
+    if (!idle_.empty()) {
+      *out = std::move(idle_.back());
+      idle_.pop_back();
+      (*out)->reused = true;
+      return Status::OK();
+    }
+    ++open_;  // reserve a slot, connect outside the lock
+  }
+  Status s = ConnectWithBackoff(out);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;
+    cv_.notify_one();
+    return s;
+  }
+  (*out)->reused = false;
+  return Status::OK();
+}
+
+void PgConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
+  if (conn == nullptr) return;
+  const bool reusable = conn->healthy() && conn->transaction_status() == PQTRANS_IDLE;
+  if (!conn->healthy()) NoteBroken();
+  std::unique_ptr<PgConnection> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reusable) {
+      idle_.push_back(std::move(conn));
+    } else {
+      doomed = std::move(conn);
+      --open_;
+    }
+  }
+  cv_.notify_one();
+  // `doomed` (if any) is closed here, outside the lock.
+}
+
+void PgConnectionPool::DropIdle() {
+  std::vector<std::unique_ptr<PgConnection>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    doomed.swap(idle_);
+    open_ -= static_cast<int>(doomed.size());
+  }
+  cv_.notify_all();
+}
+
+}  // namespace verdict::participant::postgres

@@ -1,0 +1,119 @@
+// PostgresResourceManager: the ResourceManager (participant/resource_manager.h) for one
+// PostgreSQL database, through libpq. A branch is a pooled connection with an open
+// transaction; Prepare() runs PREPARE TRANSACTION 'verdict:<gtid>:<participant>:<branch>'
+// (participant/postgres/gid.h); CommitPrepared()/RollbackPrepared() run COMMIT PREPARED /
+// ROLLBACK PREPARED from a separate control pool, so phase two never waits behind open
+// branches and works from any connection, after agent and server restarts.
+// See docs/participant-postgres.md.
+//
+// Thread-safety: every method is safe from any thread. Calls naming the same branch are
+// serialized by the agent (and, defensively, by a per-branch mutex).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "participant/postgres/pg_connection.h"
+#include "participant/resource_manager.h"
+
+namespace verdict::participant::postgres {
+
+struct PostgresOptions {
+  std::string dsn;               // libpq conninfo or URI of the participant's database
+  std::string participant_name;  // carried in every gid; see gid.h for the rules
+  // Branch connections (each open branch holds one). PostgreSQL's max_connections must
+  // allow this plus control_connections plus everybody else's.
+  int max_branch_connections = 64;
+  // Connections reserved for phase two, recovery and ListPrepared.
+  int control_connections = 4;
+  // One operation keeps retrying a failed connect (with backoff) this long, then fails
+  // with Unavailable; short, so that an RPC fails fast and the caller retries later.
+  int connect_timeout_ms = 1000;
+  int acquire_timeout_ms = 1000;   // wait this long for a pooled connection
+  int startup_timeout_ms = 30000;  // Start() waits this long for the server to accept us
+  // After the connection died during a one-phase COMMIT, keep asking the server what
+  // became of the transaction this long before answering "outcome unknown" (IOError).
+  int one_phase_outcome_timeout_ms = 10000;
+  // How many decided (committed / rolled back) branch keys to remember, so that a retried
+  // decision is answered exactly (the agent's journal remembers longer).
+  size_t remembered_decisions = 100000;
+};
+
+class PostgresResourceManager final : public ResourceManager {
+ public:
+  explicit PostgresResourceManager(PostgresOptions options);
+  ~PostgresResourceManager() override;
+
+  std::string_view backend() const override { return "postgres"; }
+  Status Start() override;
+  Status Restore(const BranchKey& key, std::string_view payload) override;
+  Status Begin(const BranchKey& key, const BranchOptions& options) override;
+  Status Execute(const BranchKey& key, const std::string& sql, const std::vector<SqlValue>& params,
+                 QueryResult* result) override;
+  Status Prepare(const BranchKey& key, const std::vector<std::string>& participants,
+                 PrepareResult* result) override;
+  Status CommitPrepared(const BranchKey& key) override;
+  Status RollbackPrepared(const BranchKey& key) override;
+  Status Rollback(const BranchKey& key) override;
+  Status CommitOnePhase(const BranchKey& key) override;
+  Status IsReadOnly(const BranchKey& key, bool* read_only) override;
+  Status ListPrepared(std::vector<PreparedBranchInfo>* out) override;
+  void Stop() override;
+
+  // Grows whenever a pooled connection was found broken (server restart, network). The
+  // agent re-runs reconciliation (ListPrepared) when it changes.
+  uint64_t connection_losses() const;
+  // The database the DSN points at (known after Start()).
+  std::string database() const;
+
+ private:
+  // One open (unprepared) branch. Invariant: conn is inside a transaction until the branch
+  // is closed; after `failed` the only way out is a rollback (the branch votes NO).
+  struct OpenBranch {
+    std::mutex mu;                       // serializes calls on this branch
+    std::string gid;                     // GUARDED_BY(mu)
+    std::unique_ptr<PgConnection> conn;  // GUARDED_BY(mu)
+    bool wrote = false;   // GUARDED_BY(mu): a statement certainly wrote (command tag)
+    bool failed = false;  // GUARDED_BY(mu): a statement failed; the transaction is aborted
+    bool closed = false;  // GUARDED_BY(mu): ended (prepared, committed or rolled back)
+  };
+  enum class Decided : uint8_t { kCommitted, kRolledBack };
+
+  Status CheckStarted() const;
+  std::shared_ptr<OpenBranch> FindOpen(const BranchKey& key);
+  // Removes `key` from open_ and ends the branch: rolls back (if its connection still
+  // works) and releases its connection. Precondition: branch->mu held, !branch->closed.
+  void CloseBranch(const BranchKey& key, OpenBranch* branch, bool rollback);
+  // Runs `sql` on a control connection; a stale pooled connection is replaced once.
+  Status ControlExec(const std::string& sql, const PgParams* params, PgResultPtr* result,
+                     std::string* sqlstate);
+  // True if the branch's transaction has an xid (it wrote). Sets *xid to it as text.
+  Status AssignedXid(PgConnection* conn, bool* has_xid, std::string* xid);
+  // After the connection died during a one-phase COMMIT: asks the server what became of
+  // transaction `xid`.
+  Status OnePhaseOutcome(const std::string& xid);
+  void RememberDecision(const BranchKey& key, Decided decided);
+
+  const PostgresOptions options_;
+  PgConnectionPool branch_pool_;
+  PgConnectionPool control_pool_;
+
+  mutable std::mutex mu_;
+  bool started_ = false;                                   // GUARDED_BY(mu_)
+  std::string database_;                                   // GUARDED_BY(mu_)
+  std::map<BranchKey, std::shared_ptr<OpenBranch>> open_;  // GUARDED_BY(mu_)
+  // Branches prepared by this instance or restored from the agent's journal and not yet
+  // decided here. A gid missing from the server is "already resolved" only for these keys
+  // (and decided_ ones); otherwise it is "never prepared" (NotFound, a heuristic hazard).
+  std::set<BranchKey> prepared_;          // GUARDED_BY(mu_)
+  std::map<BranchKey, Decided> decided_;  // GUARDED_BY(mu_)
+  std::deque<BranchKey> decided_order_;   // GUARDED_BY(mu_): eviction order of decided_
+};
+
+}  // namespace verdict::participant::postgres

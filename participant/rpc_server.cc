@@ -1,0 +1,96 @@
+#include "participant/rpc_server.h"
+
+#include <spdlog/spdlog.h>
+#include <thrift/TConfiguration.h>
+#include <thrift/TOutput.h>
+#include <thrift/processor/TMultiplexedProcessor.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/server/TThreadedServer.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TServerSocket.h>
+
+#include <future>
+
+#include "participant/rpc_names.h"
+
+namespace verdict::participant {
+
+namespace {
+
+using apache::thrift::TConfiguration;
+using apache::thrift::transport::TFramedTransport;
+using apache::thrift::transport::TTransport;
+using apache::thrift::transport::TTransportFactory;
+
+class BoundedFramedTransportFactory : public TTransportFactory {
+ public:
+  explicit BoundedFramedTransportFactory(uint32_t max_frame_bytes)
+      : config_(std::make_shared<TConfiguration>(static_cast<int>(max_frame_bytes),
+                                                 static_cast<int>(max_frame_bytes))) {}
+  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
+    return std::make_shared<TFramedTransport>(trans, config_);
+  }
+
+ private:
+  std::shared_ptr<TConfiguration> config_;
+};
+
+void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
+
+}  // namespace
+
+ParticipantRpcServer::ParticipantRpcServer(std::string host, int port, uint32_t max_frame_bytes,
+                                           std::shared_ptr<apache::thrift::TProcessor> participant)
+    : host_(std::move(host)), port_(port) {
+  using namespace apache::thrift;
+  GlobalOutput.setOutputFunction(ThriftLog);
+  auto mux = std::make_shared<TMultiplexedProcessor>();
+  mux->registerProcessor(kParticipantServiceName, std::move(participant));
+  auto socket = std::make_shared<transport::TServerSocket>(host_, port_);
+  auto protocol = std::make_shared<protocol::TBinaryProtocolFactory>(
+      static_cast<int32_t>(max_frame_bytes), /*container_limit=*/1 << 20,
+      /*strict_read=*/true, /*strict_write=*/true);
+  server_ = std::make_shared<server::TThreadedServer>(
+      mux, socket, std::make_shared<BoundedFramedTransportFactory>(max_frame_bytes), protocol);
+}
+
+ParticipantRpcServer::~ParticipantRpcServer() { Stop(); }
+
+Status ParticipantRpcServer::Start() {
+  auto listening = std::make_shared<std::promise<std::string>>();
+  auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TServerSocket>(
+      server_->getServerTransport());
+  socket->setListenCallback([listening](int) {
+    try {
+      listening->set_value("");
+    } catch (const std::future_error&) {
+    }
+  });
+  std::future<std::string> result = listening->get_future();
+  thread_ = std::thread([this, listening] {
+    try {
+      server_->serve();
+    } catch (const std::exception& e) {
+      try {
+        listening->set_value(e.what());
+      } catch (const std::future_error&) {
+        spdlog::error("RPC server stopped: {}", e.what());
+      }
+    }
+  });
+  std::string error = result.get();
+  if (!error.empty()) {
+    thread_.join();
+    return Status::IOError("cannot listen on " + host_ + ":" + std::to_string(port_) + ": " +
+                           error);
+  }
+  return Status::OK();
+}
+
+void ParticipantRpcServer::Stop() {
+  if (!thread_.joinable()) return;
+  server_->stop();
+  thread_.join();
+}
+
+}  // namespace verdict::participant

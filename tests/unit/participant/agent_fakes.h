@@ -1,0 +1,180 @@
+// Test doubles for the participant agent: a manual clock, a scriptable coordinator, a
+// peer client that routes calls to in-process agents by address and a scriptable
+// resource manager. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "participant/agent.h"
+
+namespace verdict::participant::testing {
+
+class FakeClock : public AgentClock {
+ public:
+  int64_t NowMs() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return now_;
+  }
+  void Advance(int64_t ms) {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += ms;
+  }
+
+ private:
+  std::mutex mu_;
+  int64_t now_ = 1000000;  // guarded by mu_
+};
+
+class FakeCoordinator : public CoordinatorClient {
+ public:
+  Status Register(const std::string& name, const std::string& address,
+                  const std::string&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++register_attempts;
+    if (register_attempts <= refuse_registrations) return Status::Unavailable("no leader");
+    registered[name] = address;
+    return Status::OK();
+  }
+  Status Inquire(const BranchKey& key, const std::string&, InquiryResult* r) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++inquiries;
+    if (!reachable) return Status::Unavailable("coordinator group unreachable");
+    auto it = decisions.find(key.gtid);
+    *r = it == decisions.end() ? InquiryResult::kInProgress : it->second;
+    return Status::OK();
+  }
+  void Set(const std::string& gtid, InquiryResult r) {
+    std::lock_guard<std::mutex> l(mu_);
+    decisions[gtid] = r;
+  }
+  void SetReachable(bool v) {
+    std::lock_guard<std::mutex> l(mu_);
+    reachable = v;
+  }
+  int Inquiries() {
+    std::lock_guard<std::mutex> l(mu_);
+    return inquiries;
+  }
+  std::map<std::string, std::string> Registered() {
+    std::lock_guard<std::mutex> l(mu_);
+    return registered;
+  }
+
+  std::mutex mu_;
+  bool reachable = true;                           // guarded by mu_
+  std::map<std::string, InquiryResult> decisions;  // guarded by mu_
+  int inquiries = 0;                               // guarded by mu_
+  int register_attempts = 0;                       // guarded by mu_
+  int refuse_registrations = 0;                    // guarded by mu_
+  std::map<std::string, std::string> registered;   // guarded by mu_
+};
+
+// Routes PeerClient calls to agents registered by address; an unknown or "down" address
+// is unreachable.
+class FakePeers : public PeerClient {
+ public:
+  void Add(const std::string& address, Agent* agent) {
+    std::lock_guard<std::mutex> l(mu_);
+    agents_[address] = agent;
+  }
+  void SetDown(const std::string& address, bool down) {
+    std::lock_guard<std::mutex> l(mu_);
+    down_[address] = down;
+  }
+  Status GetState(const PeerRef& p, const std::string& gtid, BranchState* st) override {
+    Agent* a = Lookup(p.address);
+    if (!a) return Status::Unavailable("down");
+    *st = a->GetStatus({gtid, p.branch}).state;
+    return Status::OK();
+  }
+  Status Fence(const PeerRef& p, const std::string& gtid, const std::string& fencer,
+               BranchState* st) override {
+    Agent* a = Lookup(p.address);
+    if (!a) return Status::Unavailable("down");
+    *st = a->Fence({gtid, p.branch}, fencer).state;
+    return Status::OK();
+  }
+  Status Abort(const PeerRef& p, const std::string& gtid, BranchState* st) override {
+    Agent* a = Lookup(p.address);
+    if (!a) return Status::Unavailable("down");
+    *st = a->Abort({gtid, p.branch}).state;
+    return Status::OK();
+  }
+  Status AbortIfUnvoted(const PeerRef& p, const std::string& gtid, BranchState* st) override {
+    Agent* a = Lookup(p.address);
+    if (!a) return Status::Unavailable("down");
+    *st = a->AbortIfUnvoted({gtid, p.branch}).state;
+    return Status::OK();
+  }
+  Status Commit(const PeerRef& p, const std::string& gtid) override {
+    Agent* a = Lookup(p.address);
+    if (!a) return Status::Unavailable("down");
+    a->Commit({gtid, p.branch}, false);
+    return Status::OK();
+  }
+
+ private:
+  Agent* Lookup(const std::string& address) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (down_[address]) return nullptr;
+    auto it = agents_.find(address);
+    return it == agents_.end() ? nullptr : it->second;
+  }
+  std::mutex mu_;
+  std::map<std::string, Agent*> agents_;  // guarded by mu_
+  std::map<std::string, bool> down_;      // guarded by mu_
+};
+
+// A resource manager with no database: every call succeeds except what the test
+// scripts (one-phase commit status, prepare vote). Thread-safe.
+class FakeResourceManager : public ResourceManager {
+ public:
+  std::string_view backend() const override { return "fake"; }
+  Status Start() override { return Status::OK(); }
+  Status Restore(const BranchKey&, std::string_view) override { return Status::OK(); }
+  Status Begin(const BranchKey&, const BranchOptions&) override { return Status::OK(); }
+  Status Execute(const BranchKey&, const std::string&, const std::vector<SqlValue>&,
+                 QueryResult*) override {
+    return Status::OK();
+  }
+  Status Prepare(const BranchKey&, const std::vector<std::string>&, PrepareResult* r) override {
+    std::lock_guard<std::mutex> l(mu_);
+    r->vote = prepare_vote_;
+    return Status::OK();
+  }
+  Status CommitPrepared(const BranchKey&) override { return Status::OK(); }
+  Status RollbackPrepared(const BranchKey&) override { return Status::OK(); }
+  Status Rollback(const BranchKey&) override { return Status::OK(); }
+  Status CommitOnePhase(const BranchKey&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++one_phase_commits_;
+    return one_phase_status_;
+  }
+  Status IsReadOnly(const BranchKey&, bool* read_only) override {
+    *read_only = false;
+    return Status::OK();
+  }
+  Status ListPrepared(std::vector<PreparedBranchInfo>* out) override {
+    out->clear();
+    return Status::OK();
+  }
+  void Stop() override {}
+
+  void SetOnePhaseStatus(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    one_phase_status_ = std::move(s);
+  }
+  int OnePhaseCommits() {
+    std::lock_guard<std::mutex> l(mu_);
+    return one_phase_commits_;
+  }
+
+ private:
+  std::mutex mu_;
+  Status one_phase_status_;                       // guarded by mu_
+  PrepareVote prepare_vote_ = PrepareVote::kYes;  // guarded by mu_
+  int one_phase_commits_ = 0;                     // guarded by mu_
+};
+
+}  // namespace verdict::participant::testing
