@@ -1,0 +1,33 @@
+// BenchOptions: verdict-bench's command line. Plain values.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace verdict::bench {
+
+struct BenchOptions {
+  bool quick = false;
+  bool help = false;
+  std::vector<std::string> only;  // empty: every benchmark that exists
+  std::string bin_dir;            // where verdict-coordinator lives
+  std::vector<int> concurrency = {1, 16, 64, 256};
+  double duration_s = 10;  // measured seconds per level
+  double warmup_s = 1;     // unmeasured seconds before each level
+  double paced_rate = 1000;
+  int paced_threads = 16;
+  bool anchor = true;
+  std::string etcd_load = "l";
+  bool keep_data = false;
+
+  // True if benchmark `name` ("log", ...) is selected.
+  bool Selected(const std::string& name) const;
+};
+
+// Parses argv. InvalidArgument with a one-line reason on a bad option; with --help, sets
+// `help` and fills `usage`.
+Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::string* usage);
+
+}  // namespace verdict::bench

@@ -1,0 +1,322 @@
+// verdict-bench: Verdict's benchmarks (docs/performance.md). Today: the replicated decision
+// log (3 real coordinator processes on loopback, fsync on), closed-loop at several
+// concurrency levels and open-loop at a paced rate, plus the etcd anchor run on the same
+// machine in the same run. Progress goes to stderr; the last stdout line is one JSON object.
+
+#include <thrift/Thrift.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <string>
+#include <thread>
+
+#include "bench/bench_options.h"
+#include "bench/child_process.h"
+#include "bench/coordinator_cluster.h"
+#include "bench/etcd_anchor.h"
+#include "bench/json_writer.h"
+#include "bench/log_benchmark.h"
+#include "bench/resource_usage.h"
+
+namespace verdict::bench {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The targets the project set for the decision log.
+constexpr double kTargetLogVsEtcd = 10;
+constexpr double kTargetP50Ms = 2;
+
+template <typename... Args>
+void Progress(const char* format, Args... args) {
+  std::fprintf(stderr, "verdict-bench: ");
+  std::fprintf(stderr, format, args...);
+  std::fprintf(stderr, "\n");
+}
+
+JsonObject RunJson(RunResult& r) {
+  JsonObject o;
+  o.Number("per_s", r.per_s())
+      .Integer("ok", static_cast<int64_t>(r.ok))
+      .Number("p50_ms", r.latency.QuantileMs(0.50))
+      .Number("p90_ms", r.latency.QuantileMs(0.90))
+      .Number("p99_ms", r.latency.QuantileMs(0.99))
+      .Number("p999_ms", r.latency.QuantileMs(0.999))
+      .Number("max_ms", r.latency.MaxMs())
+      .Integer("not_leader", static_cast<int64_t>(r.not_leader))
+      .Integer("retries", static_cast<int64_t>(r.retries))
+      .Integer("transport_errors", static_cast<int64_t>(r.transport_errors))
+      .Integer("rejected", static_cast<int64_t>(r.rejected))
+      .Integer("unfinished", static_cast<int64_t>(r.unfinished));
+  if (r.target_per_s > 0) {
+    o.Number("target_per_s", r.target_per_s)
+        .Integer("threads", r.concurrency)
+        .Integer("late_sends", static_cast<int64_t>(r.late_sends));
+  }
+  const UsageReport& u = r.usage;
+  o.Number("leader_cpu_pct", u.leader_cpu_pct)
+      .Number("follower_cpu_pct", u.follower_cpu_pct)
+      .Number("bench_cpu_pct", u.bench_cpu_pct)
+      .Number("machine_busy_pct", u.machine_busy_pct)
+      .Integer("leader_threads", u.leader_threads)
+      .Number("fsyncs_per_s", u.leader_fsyncs_per_s)
+      .Number("entries_per_fsync", u.leader_entries_per_fsync)
+      .Number("fsync_ms", u.leader_fsync_ms)
+      .Number("follower_fsyncs_per_s", u.follower_fsyncs_per_s)
+      .Number("decisions_per_entry", u.decisions_per_entry)
+      .Number("raft_msgs_per_s", u.raft_messages_per_s)
+      .Number("term_changes", u.term_changes);
+  return o;
+}
+
+// True if the anchor's figure is close enough to its load's pacing cap that etcdctl, not
+// etcd, may have been the limit.
+bool EtcdAtCap(double writes_per_s, const std::string& load) {
+  return std::isfinite(writes_per_s) && writes_per_s >= 0.8 * EtcdLoadCap(load);
+}
+
+void ReportRun(RunResult& r) {
+  const UsageReport& u = r.usage;
+  Progress(
+      "%s: %.0f decisions/s, p50 %.3f ms, p99 %.3f ms, max %.1f ms | not_leader %llu, "
+      "retries %llu, errors %llu | leader cpu %.0f%%, followers %.0f%%, bench %.0f%%, machine "
+      "%.0f%% | leader fsyncs/s %.0f, entries/fsync %.2f, fsync %.3f ms, decisions/entry %.2f | "
+      "elections %.0f",
+      r.name.c_str(), r.per_s(), r.latency.QuantileMs(0.5), r.latency.QuantileMs(0.99),
+      r.latency.MaxMs(), static_cast<unsigned long long>(r.not_leader),
+      static_cast<unsigned long long>(r.retries),
+      static_cast<unsigned long long>(r.transport_errors), u.leader_cpu_pct, u.follower_cpu_pct,
+      u.bench_cpu_pct, u.machine_busy_pct, u.leader_fsyncs_per_s, u.leader_entries_per_fsync,
+      u.leader_fsync_ms, u.decisions_per_entry, u.term_changes);
+}
+
+// What the decision-log benchmark contributes to the JSON line.
+struct LogFigures {
+  double best_per_s = kNaN;
+  int best_concurrency = 0;
+  double paced_p50_ms = kNaN;
+  double paced_p99_ms = kNaN;
+  JsonObject levels;
+  JsonObject paced;
+  bool paced_ran = false;
+};
+
+Status RunLog(const BenchOptions& options, LogFigures* figures) {
+  ClusterOptions cluster_options;
+  cluster_options.coordinator_binary = options.bin_dir + "/verdict-coordinator";
+  cluster_options.keep_data = options.keep_data;
+  CoordinatorCluster cluster(cluster_options);
+  Progress("starting 3 coordinators (%s, fsync on)", cluster_options.coordinator_binary.c_str());
+  Status s = cluster.Start();
+  std::string leader;
+  if (s.ok()) s = cluster.WaitForLeader(std::chrono::seconds(20), &leader);
+  if (!s.ok()) {
+    if (!cluster.nodes().empty()) cluster.DumpLogTails(15);
+    return s;
+  }
+  Progress("leader %s; data under %s", leader.c_str(), cluster.root_dir().c_str());
+
+  LogBenchmarkOptions bench_options;
+  bench_options.warmup = std::chrono::milliseconds(static_cast<int64_t>(options.warmup_s * 1000));
+  bench_options.duration =
+      std::chrono::milliseconds(static_cast<int64_t>(options.duration_s * 1000));
+  bench_options.gtid_prefix =
+      "bench-" + std::to_string(getpid()) + "-" +
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  LogBenchmark bench(cluster, leader, bench_options);
+
+  for (int c : options.concurrency) {
+    if (Interrupted()) return Status::Aborted("interrupted");
+    Progress("closed loop, %d proposer(s), %.1f s warm-up + %.1f s", c, options.warmup_s,
+             options.duration_s);
+    RunResult r = bench.RunClosedLoop(c);
+    if (Interrupted()) return Status::Aborted("interrupted");
+    ReportRun(r);
+    figures->levels.Object(std::to_string(c), RunJson(r));
+    if (r.rejected > 0) {
+      return Status::FailedPrecondition("the daemon rejected a Decide: " + r.first_rejection);
+    }
+    VERDICT_RETURN_IF_ERROR(cluster.CheckAlive());
+    if (std::isnan(figures->best_per_s) || r.per_s() > figures->best_per_s) {
+      figures->best_per_s = r.per_s();
+      figures->best_concurrency = c;
+    }
+  }
+  if (Interrupted()) return Status::Aborted("interrupted");
+  Progress("open loop, %.0f decisions/s paced over %d senders, %.1f s warm-up + %.1f s",
+           options.paced_rate, options.paced_threads, options.warmup_s, options.duration_s);
+  RunResult paced = bench.RunPaced(options.paced_rate, options.paced_threads);
+  if (Interrupted()) return Status::Aborted("interrupted");
+  ReportRun(paced);
+  figures->paced = RunJson(paced);
+  figures->paced_ran = true;
+  figures->paced_p50_ms = paced.latency.QuantileMs(0.5);
+  figures->paced_p99_ms = paced.latency.QuantileMs(0.99);
+  if (paced.rejected > 0) {
+    return Status::FailedPrecondition("the daemon rejected a Decide: " + paced.first_rejection);
+  }
+  VERDICT_RETURN_IF_ERROR(cluster.CheckAlive());
+  cluster.Stop();
+  return Status::OK();
+}
+
+int Main(int argc, char** argv) {
+  InstallInterruptHandlers();
+  // Thrift prints every refused connect while the nodes start; the benchmark reports what
+  // matters itself.
+  apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});
+  BenchOptions options;
+  std::string usage;
+  Status s = ParseBenchOptions(argc, argv, &options, &usage);
+  if (!s.ok()) {
+    std::fprintf(stderr, "verdict-bench: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (options.help) {
+    std::printf("%s", usage.c_str());
+    return 0;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  JsonObject machine;
+  machine.Integer("cores", std::thread::hardware_concurrency())
+      .String("loadavg_before", LoadAverageLine());
+  Progress("%u cores, load average %s", std::thread::hardware_concurrency(),
+           LoadAverageLine().c_str());
+  // Other work on the machine competes with the coordinators for CPU and skews every figure.
+  const bool busy = LoadAverage1() > std::thread::hardware_concurrency();
+  machine.Bool("busy_at_start", busy);
+  if (busy) {
+    Progress(
+        "WARNING: the 1-minute load average exceeds the core count: other work is "
+        "running and the figures below will be lower and noisier than this machine can do");
+  }
+
+  std::string error;
+  LogFigures log;
+  if (options.Selected("log")) {
+    s = RunLog(options, &log);
+    if (!s.ok()) {
+      error = "log: " + s.ToString();
+      Progress("%s", error.c_str());
+    }
+  }
+  machine.String("loadavg_after_log", LoadAverageLine());
+
+  EtcdAnchorResult anchor;
+  int anchor_attempts = 0;
+  anchor.writes_per_s = kNaN;
+  anchor.slowest_s = kNaN;
+  if (options.anchor && !Interrupted()) {
+    std::string script;
+    s = FindEtcdAnchorScript(VERDICT_SOURCE_DIR, &script);
+    if (s.ok()) {
+      Progress("etcd anchor: %s %s (etcdctl check perf runs 60 s)", script.c_str(),
+               options.etcd_load.c_str());
+      s = RunEtcdAnchor(script, options.etcd_load, std::chrono::seconds(240), &anchor);
+      ++anchor_attempts;
+      // A null figure means etcdctl printed no throughput at all (it gives up when the
+      // cluster errors out, e.g. on a machine overloaded by other work): try once more.
+      if (s.code() == Status::Code::kCorruption && !Interrupted()) {
+        Progress("etcd anchor printed no figure (%s); retrying once", s.ToString().c_str());
+        s = RunEtcdAnchor(script, options.etcd_load, std::chrono::seconds(240), &anchor);
+        ++anchor_attempts;
+      }
+    }
+    if (s.ok()) {
+      Progress("etcd anchor: %.0f writes/s (load %s)", anchor.writes_per_s,
+               options.etcd_load.c_str());
+    } else {
+      Progress("etcd anchor failed: %s", s.ToString().c_str());
+      if (error.empty()) error = "etcd anchor: " + s.ToString();
+    }
+    machine.String("loadavg_after", LoadAverageLine());
+  }
+  const double ratio = log.best_per_s / anchor.writes_per_s;
+
+  JsonObject out;
+  out.String("benchmark", "verdict-bench")
+      .Bool("quick", options.quick)
+      .Number("duration_s", options.duration_s)
+      .Number("warmup_s", options.warmup_s)
+      .Bool("fsync", true)
+      .Number("log_decisions_per_s", log.best_per_s);
+  if (log.best_concurrency > 0) {
+    out.Integer("log_best_concurrency", log.best_concurrency);
+  } else {
+    out.Null("log_best_concurrency");
+  }
+  out.Object("log", log.levels);
+  if (log.paced_ran) {
+    out.Object("log_paced", log.paced);
+  } else {
+    out.Null("log_paced");
+  }
+  // p50/p99 are the open-loop point (the paced rate, 1,000/s by default).
+  out.Number("p50_ms", log.paced_p50_ms)
+      .Number("p99_ms", log.paced_p99_ms)
+      // Subsystems that do not exist yet (participants, SDK): no figure.
+      .Null("sqlite_2pc_tps")
+      .Null("sqlite_3pc_tps")
+      .Null("pg_2pc_tps")
+      .Null("raw_2pc_tps")
+      .Number("etcd_writes_per_s", anchor.writes_per_s)
+      .Number("etcd_slowest_s", anchor.slowest_s);
+  if (options.anchor) {
+    // etcdctl check perf paces its writers at a fixed rate per load; a figure near that
+    // cap measures the load generator, not etcd.
+    const double cap = EtcdLoadCap(options.etcd_load);
+    out.String("etcd_load", options.etcd_load)
+        .Number("etcd_load_cap_per_s", cap)
+        .Integer("etcd_attempts", anchor_attempts);
+    if (std::isfinite(anchor.writes_per_s)) {
+      out.Bool("etcd_at_cap", EtcdAtCap(anchor.writes_per_s, options.etcd_load));
+    } else {
+      out.Null("etcd_at_cap");
+    }
+  } else {
+    out.Null("etcd_load");
+  }
+  out.Number("log_vs_etcd", ratio);
+  JsonObject targets;
+  targets.Number("log_vs_etcd_min", kTargetLogVsEtcd).Number("p50_ms_max", kTargetP50Ms);
+  // When etcd ran at its load's pacing cap, its figure is a lower bound on what etcd can
+  // do, so the ratio is an upper bound: it can prove a miss, never a pass.
+  const bool ratio_is_upper_bound =
+      options.anchor && EtcdAtCap(anchor.writes_per_s, options.etcd_load);
+  if (std::isfinite(ratio) && !(ratio_is_upper_bound && ratio >= kTargetLogVsEtcd)) {
+    targets.Bool("log_vs_etcd_met", ratio >= kTargetLogVsEtcd);
+  } else {
+    targets.Null("log_vs_etcd_met");
+  }
+  targets.Bool("log_vs_etcd_upper_bound", ratio_is_upper_bound);
+  if (std::isfinite(log.paced_p50_ms)) {
+    targets.Bool("p50_met", log.paced_p50_ms < kTargetP50Ms);
+  } else {
+    targets.Null("p50_met");
+  }
+  out.Object("targets", targets).Object("machine", machine);
+  out.Number("elapsed_s",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (!error.empty()) out.String("error", error);
+  std::printf("%s\n", out.ToString().c_str());
+  std::fflush(stdout);
+  if (Interrupted()) return 130;
+  return error.empty() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace verdict::bench
+
+int main(int argc, char** argv) {
+  // Catching here unwinds the stack, so every child is stopped and every temp directory
+  // removed by the destructors even on an unexpected exception.
+  try {
+    return verdict::bench::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "verdict-bench: fatal: %s\n", e.what());
+    return 1;
+  }
+}
