@@ -51,13 +51,6 @@ bool FromThrift(const rpc::SqlValue& in, SqlValue* out) {
   return false;
 }
 
-// BranchState values the agent sends that thrift/participant.thrift does not name yet
-// (TODO(thrift owners): add READ_ONLY = 7 and OUTCOME_UNKNOWN = 8 to enum BranchState).
-// Thrift encodes enums as i32 and does not validate them, so older readers see an
-// unknown value, which is neither COMMITTED nor ABORTED: the safe reading.
-constexpr int kThriftReadOnly = 7;
-constexpr int kThriftOutcomeUnknown = 8;
-
 rpc::BranchState::type ToThrift(BranchState s) {
   switch (s) {
     case BranchState::kActive:
@@ -75,17 +68,19 @@ rpc::BranchState::type ToThrift(BranchState s) {
     case BranchState::kNone:
       return rpc::BranchState::NONE;
     case BranchState::kReadOnly:
-      return static_cast<rpc::BranchState::type>(kThriftReadOnly);
+      return rpc::BranchState::READ_ONLY;
     case BranchState::kOutcomeUnknown:
-      return static_cast<rpc::BranchState::type>(kThriftOutcomeUnknown);
+      return rpc::BranchState::OUTCOME_UNKNOWN;
   }
   return rpc::BranchState::NONE;
 }
 
 BranchState FromThrift(rpc::BranchState::type s) {
-  if (static_cast<int>(s) == kThriftReadOnly) return BranchState::kReadOnly;
-  if (static_cast<int>(s) == kThriftOutcomeUnknown) return BranchState::kOutcomeUnknown;
   switch (s) {
+    case rpc::BranchState::READ_ONLY:
+      return BranchState::kReadOnly;
+    case rpc::BranchState::OUTCOME_UNKNOWN:
+      return BranchState::kOutcomeUnknown;
     case rpc::BranchState::ACTIVE:
       return BranchState::kActive;
     case rpc::BranchState::PREPARED:

@@ -46,12 +46,14 @@ enum BranchState {
   COMMITTED = 4,
   ABORTED = 5,
   NONE = 6,          // no record of the branch (unknown or forgotten)
+  READ_ONLY = 7,     // voted READ_ONLY and left the transaction: evidence of neither outcome
+  OUTCOME_UNKNOWN = 8,  // one-phase commit whose local outcome is unknown (in doubt)
 }
 
 enum Vote {
   YES = 1,
   NO = 2,
-  READ_ONLY = 3,     // wrote nothing; leaves phase two (state becomes COMMITTED)
+  READ_ONLY = 3,     // wrote nothing; leaves phase two (state becomes READ_ONLY)
 }
 
 enum Protocol {
