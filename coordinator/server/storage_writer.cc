@@ -52,7 +52,6 @@ void StorageWriter::SyncOrDie() {
 
 void StorageWriter::WriteBatch(std::vector<PersistJob>& jobs, bool final_sync) {
   bool need_sync = final_sync && unsynced_;
-  bool any_after_persist = false;
   std::vector<PersistedEvent> events;
   events.reserve(jobs.size());
   uint64_t entries = 0;
@@ -80,12 +79,13 @@ void StorageWriter::WriteBatch(std::vector<PersistJob>& jobs, bool final_sync) {
       ev.entries_term = job.entries.back().term;
       entries += job.entries.size();
     }
-    any_after_persist = any_after_persist || !job.messages_after_persist.empty();
     events.push_back(ev);
   }
-  // After-persist messages may promise anything written before them: sync whatever is
-  // pending if any are about to go out.
-  if (unsynced_ && (need_sync || any_after_persist)) SyncOrDie();
+  // After-persist messages promise entries, snapshots and term/vote changes: every batch
+  // that holds one of those syncs here, before its messages leave, so earlier batches
+  // left nothing such unsynced. A commit-only hard state is a hint that rides along with
+  // the next sync: a follower's answer to a commit-only append costs no fsync.
+  if (unsynced_ && need_sync) SyncOrDie();
   metrics_.entries_persisted.fetch_add(entries, std::memory_order_relaxed);
   for (PersistJob& job : jobs) router_.Send(std::move(job.messages_after_persist));
   bool report = false;
