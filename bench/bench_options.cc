@@ -65,6 +65,9 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
      "offered decisions/s of the open-loop latency point")
     ("paced-threads", po::value(&options->paced_threads)->default_value(16),
      "senders sharing the paced schedule")
+    ("proposers-per-call", po::value(&options->proposers_per_call)->default_value(1),
+     "closed loop: proposers whose outstanding decisions share one DecideBatch call "
+     "(1 = one Decide RPC per decision)")
     ("no-anchor", po::bool_switch(&no_anchor), "skip the etcd anchor")
     ("etcd-load", po::value(&etcd_load),
      "etcdctl check perf load for the anchor: s, m, l, xl (default l, --quick m)")
@@ -127,6 +130,9 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
   if (!(options->warmup_s >= 0)) return Status::InvalidArgument("--warmup must be >= 0");
   if (!(options->paced_rate > 0)) return Status::InvalidArgument("--paced-rate must be > 0");
   if (options->paced_threads < 1) return Status::InvalidArgument("--paced-threads must be >= 1");
+  if (options->proposers_per_call < 1 || options->proposers_per_call > 1024) {
+    return Status::InvalidArgument("--proposers-per-call must be in 1..1024");
+  }
   const std::vector<std::string> loads = {"s", "m", "l", "xl"};
   if (std::find(loads.begin(), loads.end(), options->etcd_load) == loads.end()) {
     return Status::InvalidArgument("--etcd-load must be s, m, l or xl");

@@ -18,6 +18,7 @@ struct BenchOptions {
   double warmup_s = 1;     // unmeasured seconds before each level
   double paced_rate = 1000;
   int paced_threads = 16;
+  int proposers_per_call = 1;  // closed loop: decisions coalesced into one DecideBatch
   bool anchor = true;
   std::string etcd_load = "l";
   bool keep_data = false;

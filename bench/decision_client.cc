@@ -74,17 +74,11 @@ void DecisionClient::Close() {
   }
 }
 
-DecisionClient::Result DecisionClient::Decide(const rpc::DecideRequest& request) {
-  Result result;
-  rpc::DecideResponse response;
-  try {
-    client_->Decide(response, request);
-  } catch (const TException& e) {
-    Close();
-    result.code = Code::kTransport;
-    result.message = e.what();
-    return result;
-  }
+namespace {
+
+DecisionClient::Result FromResponse(const rpc::DecideResponse& response) {
+  using Code = DecisionClient::Code;
+  DecisionClient::Result result;
   result.message = response.message;
   switch (response.code) {
     case rpc::ResultCode::OK:
@@ -105,6 +99,47 @@ DecisionClient::Result DecisionClient::Decide(const rpc::DecideRequest& request)
       break;
   }
   return result;
+}
+
+}  // namespace
+
+DecisionClient::Result DecisionClient::Decide(const rpc::DecideRequest& request) {
+  rpc::DecideResponse response;
+  try {
+    client_->Decide(response, request);
+  } catch (const TException& e) {
+    Close();
+    Result result;
+    result.code = Code::kTransport;
+    result.message = e.what();
+    return result;
+  }
+  return FromResponse(response);
+}
+
+std::vector<DecisionClient::Result> DecisionClient::DecideBatch(
+    const std::vector<rpc::DecideRequest>& requests) {
+  rpc::DecideBatchRequest batch;
+  batch.requests = requests;
+  rpc::DecideBatchResponse response;
+  Result failed;
+  try {
+    client_->DecideBatch(response, batch);
+  } catch (const TException& e) {
+    Close();
+    failed.code = Code::kTransport;
+    failed.message = e.what();
+    return std::vector<Result>(requests.size(), failed);
+  }
+  if (response.code != rpc::ResultCode::OK || response.responses.size() != requests.size()) {
+    failed.code = Code::kRejected;
+    failed.message = "DecideBatch: " + response.message;
+    return std::vector<Result>(requests.size(), failed);
+  }
+  std::vector<Result> results;
+  results.reserve(requests.size());
+  for (const auto& r : response.responses) results.push_back(FromResponse(r));
+  return results;
 }
 
 Status DecisionClient::GetStatus(rpc::NodeStatus* status) {

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "CoordinatorService.h"
 #include "common/status.h"
@@ -41,6 +42,9 @@ class DecisionClient {
 
   // Precondition: connected(). Never throws.
   Result Decide(const rpc::DecideRequest& request);
+  // One DecideBatch call: one Result per request, in order (all kTransport if the call
+  // failed). Precondition: connected(). Never throws.
+  std::vector<Result> DecideBatch(const std::vector<rpc::DecideRequest>& requests);
   // Precondition: connected(). Unavailable (and closed) on a transport error.
   Status GetStatus(rpc::NodeStatus* status);
 

@@ -213,6 +213,67 @@ bool DecideUntilApplied(LogBenchmark::LeaderTracker& tracker, Clock::time_point 
   }
 }
 
+// As DecideUntilApplied, for one batch: every request is re-sent until applied.
+bool DecideBatchUntilApplied(LogBenchmark::LeaderTracker& tracker, Clock::time_point give_up,
+                             std::vector<rpc::DecideRequest> pending, DecisionClient& client,
+                             WorkerTally* tally) {
+  while (!pending.empty()) {
+    if (Interrupted() || Clock::now() > give_up) {
+      tally->unfinished += pending.size();
+      return false;
+    }
+    if (!client.connected()) {
+      std::string leader = tracker.Leader();
+      if (leader.empty() || !client.Connect(leader).ok()) {
+        if (!leader.empty()) {
+          ++tally->transport_errors;
+          tracker.Forget(leader);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+    }
+    std::vector<DecisionClient::Result> results = client.DecideBatch(pending);
+    std::vector<rpc::DecideRequest> again;
+    std::string redirect;
+    bool transport = false, not_leader = false;
+    for (size_t i = 0; i < results.size(); ++i) {
+      switch (results[i].code) {
+        case DecisionClient::Code::kOk:
+          break;
+        case DecisionClient::Code::kNotLeader:
+          ++tally->not_leader;
+          not_leader = true;
+          redirect = results[i].leader_address;
+          again.push_back(std::move(pending[i]));
+          break;
+        case DecisionClient::Code::kRetry:
+          ++tally->retries;
+          again.push_back(std::move(pending[i]));
+          break;
+        case DecisionClient::Code::kTransport:
+          transport = true;
+          again.push_back(std::move(pending[i]));
+          break;
+        case DecisionClient::Code::kRejected:
+          ++tally->rejected;
+          if (tally->first_rejection.empty()) tally->first_rejection = results[i].message;
+          return false;
+      }
+    }
+    if (transport) {
+      ++tally->transport_errors;
+      tracker.Forget(client.address());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else if (not_leader) {
+      tracker.Redirect(client.address(), redirect);
+      client.Close();
+    }
+    pending = std::move(again);
+  }
+  return true;
+}
+
 }  // namespace
 
 LogBenchmark::LogBenchmark(CoordinatorCluster& cluster, std::string leader,
@@ -224,14 +285,18 @@ LogBenchmark::LogBenchmark(CoordinatorCluster& cluster, std::string leader,
 LogBenchmark::~LogBenchmark() = default;
 
 RunResult LogBenchmark::RunClosedLoop(int concurrency) {
-  return Run("C=" + std::to_string(concurrency), concurrency, 0);
+  const int per_call = std::max(1, std::min(options_.proposers_per_call, concurrency));
+  const int connections = (concurrency + per_call - 1) / per_call;
+  RunResult r = Run("C=" + std::to_string(concurrency), connections, 0, per_call);
+  r.concurrency = concurrency;
+  return r;
 }
 
 RunResult LogBenchmark::RunPaced(double rate, int threads) {
-  return Run("paced " + std::to_string(static_cast<int64_t>(rate)) + "/s", threads, rate);
+  return Run("paced " + std::to_string(static_cast<int64_t>(rate)) + "/s", threads, rate, 1);
 }
 
-RunResult LogBenchmark::Run(const std::string& name, int threads, double rate) {
+RunResult LogBenchmark::Run(const std::string& name, int threads, double rate, int per_call) {
   Shared shared(*tracker_, threads);
   shared.gtid_prefix = options_.gtid_prefix + "-r" + std::to_string(++run_number_);
   shared.rate = rate;
@@ -241,7 +306,7 @@ RunResult LogBenchmark::Run(const std::string& name, int threads, double rate) {
   std::vector<WorkerTally> tallies(static_cast<size_t>(threads));
   std::vector<std::thread> workers;
   for (int i = 0; i < threads; ++i) {
-    workers.emplace_back([&shared, i, tally = &tallies[static_cast<size_t>(i)]] {
+    workers.emplace_back([&shared, i, per_call, tally = &tallies[static_cast<size_t>(i)]] {
       DecisionClient client(shared.call_timeout_ms);
       std::string leader = shared.tracker.Leader();
       if (!leader.empty() && !client.Connect(leader).ok()) {
@@ -278,15 +343,30 @@ RunResult LogBenchmark::Run(const std::string& name, int threads, double rate) {
           send_at = Clock::now();
           if (send_at >= shared.measure_end) break;
         }
-        request.gtid = base + std::to_string(seq);
-        if (!DecideUntilApplied(shared.tracker, give_up, request, client, tally)) break;
+        bool applied;
+        if (per_call == 1) {
+          request.gtid = base + std::to_string(seq);
+          applied = DecideUntilApplied(shared.tracker, give_up, request, client, tally);
+        } else {
+          std::vector<rpc::DecideRequest> batch(static_cast<size_t>(per_call), request);
+          for (int j = 0; j < per_call; ++j) {
+            batch[static_cast<size_t>(j)].gtid =
+                base + std::to_string(seq) + "." + std::to_string(j);
+          }
+          applied =
+              DecideBatchUntilApplied(shared.tracker, give_up, std::move(batch), client, tally);
+        }
+        if (!applied) break;
         const auto done = Clock::now();
         // Closed loop: what completed inside the window. Paced: what was scheduled in it.
         const bool counted = paced ? send_at >= shared.measure_start
                                    : done >= shared.measure_start && done <= shared.measure_end;
         if (counted) {
-          ++tally->ok;
-          tally->latency.Add(done - send_at);
+          // Every proposer in the call waited from the send to the answer.
+          for (int j = 0; j < per_call; ++j) {
+            ++tally->ok;
+            tally->latency.Add(done - send_at);
+          }
         }
       }
     });

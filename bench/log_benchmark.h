@@ -58,7 +58,11 @@ struct LogBenchmarkOptions {
   std::chrono::milliseconds warmup{1000};
   std::chrono::milliseconds duration{10000};
   int call_timeout_ms = 10000;  // per Decide; the daemon answers UNKNOWN after 5 s
-  std::string gtid_prefix;      // unique per benchmark run
+  // Closed loop: proposers whose pending decisions one connection carries in a single
+  // DecideBatch call (as a client library coalescing concurrent callers would). 1 = one
+  // Decide RPC per decision. Each proposer still has exactly one decision outstanding.
+  int proposers_per_call = 1;
+  std::string gtid_prefix;  // unique per benchmark run
 };
 
 class LogBenchmark {
@@ -77,7 +81,8 @@ class LogBenchmark {
 
  private:
   struct Shared;
-  RunResult Run(const std::string& name, int threads, double rate);
+  // `threads` connections; each call carries `per_call` decisions (closed loop only).
+  RunResult Run(const std::string& name, int threads, double rate, int per_call);
 
   CoordinatorCluster& cluster_;
   const LogBenchmarkOptions options_;

@@ -126,6 +126,7 @@ Status RunLog(const BenchOptions& options, LogFigures* figures) {
   bench_options.gtid_prefix =
       "bench-" + std::to_string(getpid()) + "-" +
       std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  bench_options.proposers_per_call = options.proposers_per_call;
   LogBenchmark bench(cluster, leader, bench_options);
 
   for (int c : options.concurrency) {
@@ -242,6 +243,7 @@ int Main(int argc, char** argv) {
       .Number("duration_s", options.duration_s)
       .Number("warmup_s", options.warmup_s)
       .Bool("fsync", true)
+      .Integer("proposers_per_call", options.proposers_per_call)
       .Number("log_decisions_per_s", log.best_per_s);
   if (log.best_concurrency > 0) {
     out.Integer("log_best_concurrency", log.best_concurrency);
