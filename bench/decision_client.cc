@@ -6,14 +6,15 @@
 #include <thrift/transport/TSocket.h>
 
 #include "coordinator/server/rpc_names.h"
+#include "thrift/framed_transport.h"
 
 namespace verdict::bench {
 
 using apache::thrift::TException;
 using apache::thrift::protocol::TBinaryProtocol;
 using apache::thrift::protocol::TMultiplexedProtocol;
-using apache::thrift::transport::TFramedTransport;
 using apache::thrift::transport::TSocket;
+using verdict::rpc::FramedTransport;
 
 bool SplitHostPort(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
@@ -49,7 +50,7 @@ Status DecisionClient::Connect(const std::string& address) {
     socket->setSendTimeout(timeout_ms_);
     socket->setRecvTimeout(timeout_ms_);
     socket->setNoDelay(true);
-    auto framed = std::make_shared<TFramedTransport>(socket);
+    auto framed = std::make_shared<FramedTransport>(socket);
     framed->open();
     auto protocol = std::make_shared<TBinaryProtocol>(framed);
     auto mux = std::make_shared<TMultiplexedProtocol>(protocol,

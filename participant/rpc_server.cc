@@ -12,28 +12,13 @@
 #include <future>
 
 #include "participant/rpc_names.h"
+#include "thrift/framed_transport.h"
 
 namespace verdict::participant {
 
 namespace {
 
-using apache::thrift::TConfiguration;
-using apache::thrift::transport::TFramedTransport;
-using apache::thrift::transport::TTransport;
-using apache::thrift::transport::TTransportFactory;
-
-class BoundedFramedTransportFactory : public TTransportFactory {
- public:
-  explicit BoundedFramedTransportFactory(uint32_t max_frame_bytes)
-      : config_(std::make_shared<TConfiguration>(static_cast<int>(max_frame_bytes),
-                                                 static_cast<int>(max_frame_bytes))) {}
-  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
-    return std::make_shared<TFramedTransport>(trans, config_);
-  }
-
- private:
-  std::shared_ptr<TConfiguration> config_;
-};
+using verdict::rpc::BoundedFramedTransportFactory;
 
 void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
 

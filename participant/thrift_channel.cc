@@ -5,6 +5,8 @@
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
 
+#include "thrift/framed_transport.h"
+
 namespace verdict::participant {
 
 Status SplitHostPort(const std::string& address, std::string* host, int* port) {
@@ -39,7 +41,7 @@ Status ThriftChannel::Open() {
     socket->setSendTimeout(timeout_ms_);
     socket->setRecvTimeout(timeout_ms_);
     socket->setNoDelay(true);
-    transport_ = std::make_shared<transport::TFramedTransport>(socket);
+    transport_ = std::make_shared<rpc::FramedTransport>(socket);
     transport_->open();
     auto binary = std::make_shared<protocol::TBinaryProtocol>(transport_);
     protocol_ = std::make_shared<protocol::TMultiplexedProtocol>(binary, service_);

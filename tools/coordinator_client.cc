@@ -7,7 +7,7 @@
 
 #include <thread>
 
-#include "coordinator/server/framed_transport.h"
+#include "thrift/framed_transport.h"
 
 namespace verdict::tools {
 
@@ -16,7 +16,7 @@ namespace {
 using apache::thrift::protocol::TBinaryProtocol;
 using apache::thrift::protocol::TMultiplexedProtocol;
 using apache::thrift::transport::TSocket;
-using verdict::coordinator::server::FramedTransport;
+using verdict::rpc::FramedTransport;
 
 // The name CoordinatorService is multiplexed under (coordinator/server/rpc_names.h).
 constexpr char kCoordinatorServiceName[] = "Coordinator";

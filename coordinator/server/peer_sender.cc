@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "RaftService.h"
-#include "coordinator/server/framed_transport.h"
 #include "coordinator/server/node_options.h"
 #include "coordinator/server/raft_codec.h"
 #include "coordinator/server/rpc_names.h"
+#include "thrift/framed_transport.h"
 
 namespace verdict::coordinator::server {
 
@@ -81,6 +81,7 @@ void PeerSender::DropQueued(size_t n) {
 
 bool PeerSender::Connect() {
   using apache::thrift::TConfiguration;
+  using verdict::rpc::FramedTransport;
   using namespace apache::thrift::transport;
   using apache::thrift::protocol::TBinaryProtocol;
   using apache::thrift::protocol::TMultiplexedProtocol;

@@ -11,31 +11,14 @@
 
 #include <future>
 
-#include "coordinator/server/framed_transport.h"
 #include "coordinator/server/rpc_names.h"
+#include "thrift/framed_transport.h"
 
 namespace verdict::coordinator::server {
 
 namespace {
 
-using apache::thrift::TConfiguration;
-using apache::thrift::transport::TTransport;
-using apache::thrift::transport::TTransportFactory;
-
-// Like TFramedTransportFactory, with this node's frame and message size limits and the
-// per-frame message size accounting of FramedTransport.
-class BoundedFramedTransportFactory : public TTransportFactory {
- public:
-  explicit BoundedFramedTransportFactory(uint32_t max_frame_bytes)
-      : config_(std::make_shared<TConfiguration>(static_cast<int>(max_frame_bytes),
-                                                 static_cast<int>(max_frame_bytes))) {}
-  std::shared_ptr<TTransport> getTransport(std::shared_ptr<TTransport> trans) override {
-    return std::make_shared<FramedTransport>(trans, config_);
-  }
-
- private:
-  std::shared_ptr<TConfiguration> config_;
-};
+using verdict::rpc::BoundedFramedTransportFactory;
 
 // Thrift's library logs (e.g. a peer sending garbage) go to spdlog at debug level.
 void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
