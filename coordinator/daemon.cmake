@@ -14,9 +14,8 @@ verdict_library(verdict_coordinator_server
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node_ready.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node_snapshot.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/server/rpc_server.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/storage_writer.cc
-  DEPS verdict_raft verdict_storage verdict_txn verdict_thrift verdict_common
+  DEPS verdict_raft verdict_storage verdict_txn verdict_thrift verdict_rpc verdict_common
        spdlog::spdlog Boost::headers Threads::Threads)
 
 verdict_binary(verdict-coordinator

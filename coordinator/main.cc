@@ -19,8 +19,9 @@
 #include "coordinator/server/node_options.h"
 #include "coordinator/server/raft_handler.h"
 #include "coordinator/server/raft_node.h"
-#include "coordinator/server/rpc_server.h"
+#include "coordinator/server/rpc_names.h"
 #include "coordinator/storage/log_storage.h"
+#include "thrift/thrift_server.h"
 
 namespace po = boost::program_options;
 using namespace verdict;
@@ -155,7 +156,9 @@ int main(int argc, char** argv) {
       std::make_shared<RaftHandler>(options.id, *node, metrics));
   auto coordinator_processor = std::make_shared<rpc::CoordinatorServiceProcessor>(
       std::make_shared<CoordinatorHandler>(*node, metrics));
-  RpcServer rpc_server(host, port, options.max_frame_bytes, raft_processor, coordinator_processor);
+  rpc::ThriftServer rpc_server(
+      host, port, options.max_frame_bytes,
+      {{kRaftServiceName, raft_processor}, {kCoordinatorServiceName, coordinator_processor}});
   node->Start();
   s = rpc_server.Start();
   if (!s.ok()) {

@@ -17,9 +17,10 @@
 #include "participant/agent_flags.h"
 #include "participant/branch_journal.h"
 #include "participant/participant_handler.h"
-#include "participant/rpc_server.h"
+#include "participant/rpc_names.h"
 #include "participant/sqlite/sqlite_resource_manager.h"
 #include "participant/thrift_channel.h"
+#include "thrift/thrift_server.h"
 #ifdef VERDICT_HAVE_POSTGRES
 #include "participant/postgres/postgres_resource_manager.h"
 #endif
@@ -114,7 +115,8 @@ int main(int argc, char** argv) {
   SplitHostPort(flags.listen, &host, &port);
   auto processor = std::make_shared<rpc::ParticipantServiceProcessor>(
       std::make_shared<ParticipantHandler>(agent));
-  ParticipantRpcServer server(host, port, flags.max_frame_bytes, processor);
+  rpc::ThriftServer server(host, port, flags.max_frame_bytes,
+                           {{kParticipantServiceName, processor}});
   s = server.Start();
   if (!s.ok()) Die(kExitStartup, s.message());
   agent.StartBackground();

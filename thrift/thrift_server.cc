@@ -1,47 +1,43 @@
-#include "participant/rpc_server.h"
+#include "thrift/thrift_server.h"
 
 #include <spdlog/spdlog.h>
-#include <thrift/TConfiguration.h>
 #include <thrift/TOutput.h>
 #include <thrift/processor/TMultiplexedProcessor.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/server/TThreadedServer.h>
-#include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TServerSocket.h>
 
 #include <future>
 
-#include "participant/rpc_names.h"
 #include "thrift/framed_transport.h"
 
-namespace verdict::participant {
+namespace verdict::rpc {
 
 namespace {
 
-using verdict::rpc::BoundedFramedTransportFactory;
-
+// Thrift's library logs (e.g. a peer sending garbage) go to spdlog at debug level.
 void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
 
 }  // namespace
 
-ParticipantRpcServer::ParticipantRpcServer(std::string host, int port, uint32_t max_frame_bytes,
-                                           std::shared_ptr<apache::thrift::TProcessor> participant)
+ThriftServer::ThriftServer(
+    std::string host, int port, uint32_t max_frame_bytes,
+    const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
     : host_(std::move(host)), port_(port) {
-  using namespace apache::thrift;
-  GlobalOutput.setOutputFunction(ThriftLog);
-  auto mux = std::make_shared<TMultiplexedProcessor>();
-  mux->registerProcessor(kParticipantServiceName, std::move(participant));
-  auto socket = std::make_shared<transport::TServerSocket>(host_, port_);
-  auto protocol = std::make_shared<protocol::TBinaryProtocolFactory>(
-      static_cast<int32_t>(max_frame_bytes), /*container_limit=*/1 << 20,
+  apache::thrift::GlobalOutput.setOutputFunction(ThriftLog);
+  auto mux = std::make_shared<apache::thrift::TMultiplexedProcessor>();
+  for (const auto& [name, processor] : services) mux->registerProcessor(name, processor);
+  auto socket = std::make_shared<apache::thrift::transport::TServerSocket>(host_, port_);
+  auto protocol = std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
+      /*string_limit=*/static_cast<int32_t>(max_frame_bytes), /*container_limit=*/1 << 20,
       /*strict_read=*/true, /*strict_write=*/true);
-  server_ = std::make_shared<server::TThreadedServer>(
+  server_ = std::make_shared<apache::thrift::server::TThreadedServer>(
       mux, socket, std::make_shared<BoundedFramedTransportFactory>(max_frame_bytes), protocol);
 }
 
-ParticipantRpcServer::~ParticipantRpcServer() { Stop(); }
+ThriftServer::~ThriftServer() { Stop(); }
 
-Status ParticipantRpcServer::Start() {
+Status ThriftServer::Start() {
   auto listening = std::make_shared<std::promise<std::string>>();
   auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TServerSocket>(
       server_->getServerTransport());
@@ -72,10 +68,10 @@ Status ParticipantRpcServer::Start() {
   return Status::OK();
 }
 
-void ParticipantRpcServer::Stop() {
+void ThriftServer::Stop() {
   if (!thread_.joinable()) return;
   server_->stop();
   thread_.join();
 }
 
-}  // namespace verdict::participant
+}  // namespace verdict::rpc
