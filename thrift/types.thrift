@@ -27,6 +27,9 @@ enum ResultCode {
   NOT_FOUND = 4,
   // The node is shutting down or cannot serve right now; retry elsewhere or later.
   UNAVAILABLE = 5,
+  // The call does not fit the transaction's state (a branch registered after Commit was
+  // requested, resolve of a decided transaction, ...); `message` says why. Nothing changed.
+  WRONG_STATE = 6,
 }
 
 struct NodeAddress {
