@@ -7,7 +7,7 @@
 
 #include "common/panic.h"
 #include "participant/agent_branch.h"
-#include "participant/failpoint.h"
+#include "common/failpoint.h"
 
 namespace verdict::participant {
 

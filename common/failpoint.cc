@@ -1,4 +1,4 @@
-#include "participant/failpoint.h"
+#include "common/failpoint.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-namespace verdict::participant {
+namespace verdict {
 
 namespace {
 
@@ -58,4 +58,4 @@ bool Failpoint(const char* site) {
   return false;
 }
 
-}  // namespace verdict::participant
+}  // namespace verdict
