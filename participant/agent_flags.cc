@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "participant/participant_handler.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::participant {
 
@@ -86,13 +86,13 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
   if (!why.empty()) return Status::InvalidArgument(why);
   std::string host;
   int port;
-  VERDICT_RETURN_IF_ERROR(SplitHostPort(f->listen, &host, &port));
+  VERDICT_RETURN_IF_ERROR(rpc::SplitHostPort(f->listen, &host, &port));
   a.address = f->listen;
   f->coordinators.clear();
   std::stringstream ss(coordinators);
   for (std::string item; std::getline(ss, item, ',');) {
     if (item.empty()) continue;
-    Status s = SplitHostPort(item, &host, &port);
+    Status s = rpc::SplitHostPort(item, &host, &port);
     if (!s.ok()) return Status::InvalidArgument("--coordinators: " + s.message());
     f->coordinators.push_back(item);
   }

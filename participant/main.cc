@@ -19,7 +19,7 @@
 #include "participant/participant_handler.h"
 #include "participant/rpc_names.h"
 #include "participant/sqlite/sqlite_resource_manager.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 #include "thrift/thrift_server.h"
 #ifdef VERDICT_HAVE_POSTGRES
 #include "participant/postgres/postgres_resource_manager.h"
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
 
   std::string host;
   int port;
-  SplitHostPort(flags.listen, &host, &port);
+  rpc::SplitHostPort(flags.listen, &host, &port);
   auto processor = std::make_shared<rpc::ParticipantServiceProcessor>(
       std::make_shared<ParticipantHandler>(agent));
   rpc::ThriftServer server(host, port, flags.max_frame_bytes,

@@ -10,7 +10,7 @@
 #include "ParticipantRegistryService.h"
 #include "participant/coordinator_client.h"
 #include "participant/rpc_names.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::participant {
 
@@ -28,7 +28,7 @@ class ThriftCoordinatorClient : public CoordinatorClient {
       std::string hint;
       for (int hop = 0; hop < 3; ++hop) {
         const std::string& where = hint.empty() ? target : hint;
-        ThriftChannel ch(where, kRegistryServiceName, timeout_ms_);
+        rpc::ThriftChannel ch(where, kRegistryServiceName, timeout_ms_);
         Status s = ch.Open();
         if (!s.ok()) {
           last = s.message();
@@ -100,7 +100,7 @@ class ThriftCoordinatorClient : public CoordinatorClient {
                     InquiryResult* result, std::string* hint) {
     hint->clear();
     {
-      ThriftChannel ch(where, kRegistryServiceName, timeout_ms_);
+      rpc::ThriftChannel ch(where, kRegistryServiceName, timeout_ms_);
       VERDICT_RETURN_IF_ERROR(ch.Open());
       try {
         rpc::ParticipantRegistryServiceClient c(ch.protocol());
@@ -135,7 +135,7 @@ class ThriftCoordinatorClient : public CoordinatorClient {
         return Status::Unavailable(where + ": " + e.what());
       }
     }
-    ThriftChannel ch(where, kCoordinatorServiceName, timeout_ms_);
+    rpc::ThriftChannel ch(where, kCoordinatorServiceName, timeout_ms_);
     VERDICT_RETURN_IF_ERROR(ch.Open());
     try {
       rpc::CoordinatorServiceClient c(ch.protocol());

@@ -2,7 +2,7 @@
 #include "ParticipantService.h"
 #include "participant/peer_client.h"
 #include "participant/rpc_names.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 #include "participant/thrift_conversions.h"
 
 namespace verdict::participant {
@@ -86,7 +86,7 @@ class ThriftPeerClient : public PeerClient {
 
   template <typename Fn>
   Status Call(const PeerRef& peer, Fn fn) {
-    ThriftChannel ch(peer.address, kParticipantServiceName, timeout_ms_);
+    rpc::ThriftChannel ch(peer.address, kParticipantServiceName, timeout_ms_);
     VERDICT_RETURN_IF_ERROR(ch.Open());
     try {
       rpc::ParticipantServiceClient client(ch.protocol());

@@ -24,7 +24,7 @@
 
 #include "ParticipantService.h"
 #include "participant/rpc_names.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 #include "tests/integration/participant/agent_process.h"
 #include "tests/support/pg_server.h"
 
@@ -147,7 +147,7 @@ class PgAgent {
   }
   rpc::ParticipantServiceClient& Client() {
     if (channel_ == nullptr) {
-      channel_ = std::make_unique<ThriftChannel>(address(), kParticipantServiceName, 10000);
+      channel_ = std::make_unique<rpc::ThriftChannel>(address(), kParticipantServiceName, 10000);
       Status s = channel_->Open();
       if (!s.ok()) {
         channel_.reset();
@@ -226,7 +226,7 @@ class PgAgent {
   int port_;
   std::string coordinators_;
   pid_t pid_ = -1;
-  std::unique_ptr<ThriftChannel> channel_;
+  std::unique_ptr<rpc::ThriftChannel> channel_;
   std::unique_ptr<rpc::ParticipantServiceClient> client_;
 };
 

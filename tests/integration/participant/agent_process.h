@@ -26,7 +26,7 @@
 
 #include "ParticipantService.h"
 #include "participant/rpc_names.h"
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 
 extern char** environ;
 
@@ -187,7 +187,7 @@ class AgentProcess {
   // A client on a fresh connection (reconnects after a restart).
   rpc::ParticipantServiceClient& Client() {
     if (!channel_) {
-      channel_ = std::make_unique<ThriftChannel>(address(), kParticipantServiceName, 5000);
+      channel_ = std::make_unique<rpc::ThriftChannel>(address(), kParticipantServiceName, 5000);
       Status s = channel_->Open();
       if (!s.ok()) {
         channel_.reset();
@@ -317,7 +317,7 @@ class AgentProcess {
   std::string name_, dir_, coordinators_;
   int port_;
   pid_t pid_ = -1;
-  std::unique_ptr<ThriftChannel> channel_;
+  std::unique_ptr<rpc::ThriftChannel> channel_;
   std::unique_ptr<rpc::ParticipantServiceClient> client_;
   int reads_ = 0;
 };

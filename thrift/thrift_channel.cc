@@ -1,4 +1,4 @@
-#include "participant/thrift_channel.h"
+#include "thrift/thrift_channel.h"
 
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TMultiplexedProtocol.h>
@@ -7,7 +7,7 @@
 
 #include "thrift/framed_transport.h"
 
-namespace verdict::participant {
+namespace verdict::rpc {
 
 Status SplitHostPort(const std::string& address, std::string* host, int* port) {
   size_t colon = address.rfind(':');
@@ -64,4 +64,4 @@ void ThriftChannel::Close() {
   protocol_.reset();
 }
 
-}  // namespace verdict::participant
+}  // namespace verdict::rpc

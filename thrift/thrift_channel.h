@@ -15,7 +15,7 @@ namespace apache::thrift::transport {
 class TTransport;
 }
 
-namespace verdict::participant {
+namespace verdict::rpc {
 
 // Splits "HOST:PORT" ("[v6]:PORT" too). InvalidArgument if malformed.
 Status SplitHostPort(const std::string& address, std::string* host, int* port);
@@ -39,4 +39,4 @@ class ThriftChannel {
   std::shared_ptr<apache::thrift::protocol::TProtocol> protocol_;
 };
 
-}  // namespace verdict::participant
+}  // namespace verdict::rpc
