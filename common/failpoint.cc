@@ -38,6 +38,8 @@ const std::map<std::string, std::string>& Sites() {
 
 }  // namespace
 
+bool FailpointsEnabled() { return !Sites().empty(); }
+
 bool Failpoint(const char* site) {
   const auto& sites = Sites();
   if (sites.empty()) return false;

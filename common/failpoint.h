@@ -10,4 +10,8 @@ namespace verdict {
 // Runs the action configured for `site`, if any. Returns true if the action is "error".
 bool Failpoint(const char* site);
 
+// True if VERDICT_FAILPOINT names any site: lets a caller skip work done only to decide
+// which site it is at.
+bool FailpointsEnabled();
+
 }  // namespace verdict

@@ -3,10 +3,12 @@
 verdict_library(verdict_coordinator_server
   SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/server/coordinator_handler.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/server/coordinator_handler_txn.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/fatal.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/metrics.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/metrics_http_server.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/node_options.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/server/participant_sender.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/peer_router.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/peer_sender.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_codec.cc
@@ -14,6 +16,8 @@ verdict_library(verdict_coordinator_server
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node_ready.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node_snapshot.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/server/raft_node_txn.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/server/registry_handler.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/server/storage_writer.cc
   DEPS verdict_raft verdict_storage verdict_txn verdict_thrift verdict_rpc verdict_common
        spdlog::spdlog Boost::headers Threads::Threads)

@@ -19,8 +19,10 @@
 #include "coordinator/server/node_options.h"
 #include "coordinator/server/raft_handler.h"
 #include "coordinator/server/raft_node.h"
+#include "coordinator/server/registry_handler.h"
 #include "coordinator/server/rpc_names.h"
 #include "coordinator/storage/log_storage.h"
+#include "thrift/thrift_channel.h"
 #include "thrift/thrift_server.h"
 
 namespace po = boost::program_options;
@@ -75,6 +77,21 @@ Flags ParseFlags(int argc, char** argv) {
        "a client call not applied within this answers UNKNOWN")
       ("max-frame-bytes", po::value(&f.node.max_frame_bytes)->default_value(128u << 20),
        "largest Thrift frame accepted or sent")
+      ("default-deadline-ms", po::value(&f.node.default_deadline_ms)->default_value(30000),
+       "deadline of a transaction begun without one")
+      ("max-deadline-ms", po::value(&f.node.max_deadline_ms)->default_value(3600000),
+       "longer transaction deadlines are clamped to this")
+      ("vote-timeout-ms", po::value(&f.node.vote_timeout_ms)->default_value(5000),
+       "a transaction whose votes are not all in this long after PREPARE aborts")
+      ("retry-initial-ms", po::value(&f.node.retry_initial_ms)->default_value(100),
+       "first resend of an unanswered participant call (then doubling)")
+      ("retry-max-ms", po::value(&f.node.retry_max_ms)->default_value(2000),
+       "cap of the participant resend backoff")
+      ("participant-rpc-timeout-ms",
+       po::value(&f.node.participant_rpc_timeout_ms)->default_value(3000),
+       "connect/send/receive timeout of one call to a participant agent")
+      ("participant-connections", po::value(&f.node.participant_connections)->default_value(8),
+       "connections (concurrent calls) per participant agent")
       ("unsafe-no-fsync", po::bool_switch(&unsafe_no_fsync),
        "UNSAFE, benchmarks only: never fsync the log")
       ("log-level", po::value(&f.log_level)->default_value("info"),
@@ -151,14 +168,17 @@ int main(int argc, char** argv) {
 
   std::string host;
   int port;
-  s = ParseHostPort(options.address(), &host, &port);  // validated by ParseCluster
+  s = rpc::SplitHostPort(options.address(), &host, &port);  // validated by ParseCluster
   auto raft_processor = std::make_shared<rpc::RaftServiceProcessor>(
       std::make_shared<RaftHandler>(options.id, *node, metrics));
   auto coordinator_processor = std::make_shared<rpc::CoordinatorServiceProcessor>(
       std::make_shared<CoordinatorHandler>(*node, metrics));
-  rpc::ThriftServer rpc_server(
-      host, port, options.max_frame_bytes,
-      {{kRaftServiceName, raft_processor}, {kCoordinatorServiceName, coordinator_processor}});
+  auto registry_processor = std::make_shared<rpc::ParticipantRegistryServiceProcessor>(
+      std::make_shared<RegistryHandler>(*node, metrics));
+  rpc::ThriftServer rpc_server(host, port, options.max_frame_bytes,
+                               {{kRaftServiceName, raft_processor},
+                                {kCoordinatorServiceName, coordinator_processor},
+                                {kRegistryServiceName, registry_processor}});
   node->Start();
   s = rpc_server.Start();
   if (!s.ok()) {

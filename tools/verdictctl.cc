@@ -1,21 +1,29 @@
-// verdictctl: the operator's command-line tool for a Verdict coordinator group.
+// verdictctl: the operator's command-line tool for a Verdict coordinator group (DESIGN §7).
 //   verdictctl --coordinators HOST:PORT,... status
+//   verdictctl --coordinators HOST:PORT,... txns [--in-doubt] [--limit N]
+//   verdictctl --coordinators HOST:PORT,... show GTID
+//   verdictctl --coordinators HOST:PORT,... resolve GTID --commit|--abort [--why TEXT]
+//   verdictctl --coordinators HOST:PORT,... participants | hazards
 //   verdictctl --coordinators HOST:PORT,... decide GTID --commit|--abort [--participants a,b]
 //   verdictctl --coordinators HOST:PORT,... get GTID [--local]
-// Exit codes: 0 success, 1 no answer / not decided in time, 2 usage or invalid request,
-// 3 (get) no decision recorded.
+// Exit codes: 0 success, 1 no answer / not decided in time (hazards: some exist), 2 usage
+// or invalid request, 3 (get, show) nothing recorded, 4 (resolve) refused.
 #include <thrift/Thrift.h>
 
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "tools/coordinator_client.h"
+#include "tools/verdictctl_txn.h"
 
 namespace po = boost::program_options;
 using verdict::Status;
@@ -23,10 +31,6 @@ using namespace verdict::tools;
 namespace rpc = verdict::rpc;
 
 namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitNotFound = 3;
 
 [[noreturn]] void Usage(const std::string& message) {
   std::fprintf(stderr, "verdictctl: %s (see --help)\n", message.c_str());
@@ -82,7 +86,19 @@ int Status_(const std::vector<std::string>& addresses, int timeout_ms) {
     }
     std::printf("\n");
   }
+  if (int64_t hazards = CountHazards(addresses, timeout_ms); hazards > 0) {
+    std::printf("HEURISTIC HAZARDS: %lld seen (verdictctl hazards)\n",
+                static_cast<long long>(hazards));
+  }
   return 0;
+}
+
+// "user@host" of whoever runs verdictctl, for resolve's record.
+std::string DefaultWho() {
+  const char* user = std::getenv("USER");
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  return std::string(user && *user ? user : "unknown") + "@" + (host[0] ? host : "localhost");
 }
 
 int Decide(const std::vector<std::string>& addresses, const std::string& gtid, bool commit,
@@ -151,12 +167,24 @@ int main(int argc, char** argv) {
   apache::thrift::GlobalOutput.setOutputFunction([](const char*) {});
   std::string coordinators, participants;
   std::vector<std::string> positional;
+  std::string who, why;
   int timeout_ms = 10000;
-  bool commit = false, abort = false, local = false;
+  int limit = 1000;
+  bool commit = false, abort = false, local = false, in_doubt = false;
   po::options_description desc(
       "Usage: verdictctl --coordinators HOST:PORT,... COMMAND\n"
       "Commands:\n"
       "  status                                    one line per node, and the leader\n"
+      "  txns [--in-doubt] [--limit N]             transactions the leader knows, with state\n"
+      "                                            and age (in doubt: a branch may be prepared\n"
+      "                                            without knowing the outcome)\n"
+      "  show GTID                                 one transaction: participants, votes,\n"
+      "                                            acknowledgements, retries (exit 3 if none)\n"
+      "  resolve GTID --commit|--abort [--why T]   heuristic decision for a transaction with\n"
+      "                                            no applied decision, recorded forever\n"
+      "  participants                              the registered participant agents\n"
+      "  hazards                                   heuristic hazards each node saw (exit 1\n"
+      "                                            if any)\n"
       "  decide GTID --commit|--abort [--participants a,b]\n"
       "                                            record a decision; prints the applied one\n"
       "  get GTID [--local]                        the recorded decision (exit 3 if none)\n"
@@ -167,8 +195,12 @@ int main(int argc, char** argv) {
       ("coordinators", po::value(&coordinators), "the coordinator nodes, HOST:PORT,...")
       ("timeout-ms", po::value(&timeout_ms)->default_value(10000),
        "give up after this long (status: per node)")
-      ("commit", po::bool_switch(&commit), "decide: COMMIT")
-      ("abort", po::bool_switch(&abort), "decide: ABORT")
+      ("commit", po::bool_switch(&commit), "decide, resolve: COMMIT")
+      ("abort", po::bool_switch(&abort), "decide, resolve: ABORT")
+      ("in-doubt", po::bool_switch(&in_doubt), "txns: only transactions in doubt")
+      ("limit", po::value(&limit)->default_value(1000), "txns: at most this many")
+      ("why", po::value(&why), "resolve: the reason, recorded with the decision")
+      ("who", po::value(&who), "resolve: who decides (default: $USER@hostname)")
       ("participants", po::value(&participants), "decide: participant names, a,b,...")
       ("local", po::bool_switch(&local), "get: read the first node's own state, possibly "
                                           "stale, instead of asking the leader");
@@ -212,6 +244,30 @@ int main(int argc, char** argv) {
       start = comma + 1;
     }
     return Decide(addresses, positional[1], commit, names, timeout_ms);
+  }
+  if (command == "txns") {
+    if (positional.size() != 1) Usage("txns takes no arguments");
+    if (limit < 1) Usage("--limit must be positive");
+    return ListTxnsCommand(addresses, in_doubt, limit, timeout_ms);
+  }
+  if (command == "show") {
+    if (positional.size() != 2) Usage("show takes one GTID");
+    return ShowCommand(addresses, positional[1], timeout_ms);
+  }
+  if (command == "resolve") {
+    if (positional.size() != 2) Usage("resolve takes one GTID");
+    if (commit == abort) Usage("resolve needs exactly one of --commit and --abort");
+    if (why.empty()) Usage("resolve needs --why: a heuristic decision is recorded with its reason");
+    return ResolveCommand(addresses, positional[1], commit, who.empty() ? DefaultWho() : who, why,
+                          timeout_ms);
+  }
+  if (command == "participants") {
+    if (positional.size() != 1) Usage("participants takes no arguments");
+    return ParticipantsCommand(addresses, timeout_ms);
+  }
+  if (command == "hazards") {
+    if (positional.size() != 1) Usage("hazards takes no arguments");
+    return HazardsCommand(addresses, timeout_ms);
   }
   if (command == "get") {
     if (positional.size() != 2) Usage("get takes one GTID");

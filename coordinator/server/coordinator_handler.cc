@@ -2,66 +2,34 @@
 
 #include <string>
 
-#include "coordinator/server/request_limits.h"
+#include "coordinator/server/handler_util.h"
+#include "coordinator/txn/gtid.h"
 
 namespace verdict::coordinator::server {
 
 namespace {
 
-// Empty if `gtid` is acceptable, else why not.
-std::string CheckGtid(const std::string& gtid) {
-  if (gtid.empty()) return "gtid is empty";
-  if (gtid.size() > kMaxGtidBytes) {
-    return "gtid is longer than " + std::to_string(kMaxGtidBytes) + " bytes";
-  }
-  return "";
-}
-
-rpc::ResultCode::type ToThrift(CallResult::Code code) {
-  switch (code) {
-    case CallResult::Code::kOk:
-      return rpc::ResultCode::OK;
-    case CallResult::Code::kNotFound:
-      return rpc::ResultCode::NOT_FOUND;
-    case CallResult::Code::kNotLeader:
-      return rpc::ResultCode::NOT_LEADER;
-    case CallResult::Code::kUnknown:
-      return rpc::ResultCode::UNKNOWN;
-    case CallResult::Code::kUnavailable:
-      return rpc::ResultCode::UNAVAILABLE;
-  }
-  return rpc::ResultCode::UNKNOWN;
-}
-
-rpc::Outcome::type ToThrift(txn::Outcome o) {
-  return o == txn::Outcome::kCommit ? rpc::Outcome::COMMIT : rpc::Outcome::ABORT;
-}
-
-rpc::NodeAddress Address(raft::NodeId id, const std::string& address) {
-  rpc::NodeAddress a;
-  a.id = static_cast<int64_t>(id);
-  a.address = address;
-  return a;
-}
-
 // Fills the fields DecideResponse and GetDecisionResponse share.
 template <typename Response>
 void FillResponse(const CallResult& r, Response* out) {
-  out->code = ToThrift(r.code);
-  out->message = r.message;
+  FillStatus(r, out);
   if (r.record) {
     out->__set_outcome(ToThrift(r.record->outcome));
     out->participants = r.record->participants;
     out->log_index = static_cast<int64_t>(r.record->index);
-  }
-  if (r.code == CallResult::Code::kNotLeader) {
-    out->__set_leader(Address(r.leader, r.leader_address));
   }
 }
 
 // Empty if `request` is acceptable, else why not.
 std::string CheckDecide(const rpc::DecideRequest& request) {
   std::string error = CheckGtid(request.gtid);
+  txn::Gtid engine_gtid;
+  if (error.empty() && txn::ParseGtid(request.gtid, &engine_gtid)) {
+    // Such a gtid belongs to the transaction service: deciding it here would bypass its
+    // votes (use Commit/Abort, or `verdictctl resolve` for a heuristic decision).
+    error = "gtid '" + request.gtid + "' has the form of a transaction begun with Begin; " +
+            "finish it with Commit or Abort";
+  }
   if (error.empty() && request.outcome != rpc::Outcome::COMMIT &&
       request.outcome != rpc::Outcome::ABORT) {
     error = "outcome " + std::to_string(static_cast<int>(request.outcome)) +

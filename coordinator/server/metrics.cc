@@ -104,6 +104,26 @@ std::string Metrics::RenderPrometheus() const {
        "Raft messages received from peers.", messages_received.load());
   Line(&out, "verdict_peer_connects_total", "counter", "Connections opened to peers.",
        peer_connects.load());
+  Line(&out, "verdict_txns_begun_total", "counter", "Transactions begun by this node as leader.",
+       txns_begun.load());
+  Line(&out, "verdict_txns_committed_total", "counter",
+       "Transactions this node as leader saw commit.", txns_committed.load());
+  Line(&out, "verdict_txns_aborted_total", "counter",
+       "Transactions this node as leader saw abort.", txns_aborted.load());
+  Line(&out, "verdict_heuristic_hazards_total", "counter",
+       "Heuristic hazards seen (e.g. COMMIT answered by a branch that never existed).",
+       heuristic_hazards.load());
+  Line(&out, "verdict_participant_calls_total", "counter", "Calls made to participant agents.",
+       participant_calls.load());
+  Line(&out, "verdict_participant_calls_failed_total", "counter",
+       "Participant calls with no answer (connect, timeout, transport error).",
+       participant_calls_failed.load());
+  Line(&out, "verdict_participant_messages_coalesced_total", "counter",
+       "Resends dropped because the same call was already queued or in flight.",
+       participant_messages_coalesced.load());
+  Line(&out, "verdict_participant_messages_dropped_total", "counter",
+       "Participant messages dropped because the agent's queue was full.",
+       participant_messages_dropped.load());
   return out;
 }
 

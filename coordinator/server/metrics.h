@@ -61,6 +61,17 @@ struct Metrics {
   std::atomic<uint64_t> messages_received{0};
   std::atomic<uint64_t> peer_connects{0};
 
+  // Transactions (engine counters published by the event loop on the leader that ran them).
+  std::atomic<uint64_t> txns_begun{0};
+  std::atomic<uint64_t> txns_committed{0};
+  std::atomic<uint64_t> txns_aborted{0};
+  std::atomic<uint64_t> heuristic_hazards{0};
+  // Calls to participant agents.
+  std::atomic<uint64_t> participant_calls{0};
+  std::atomic<uint64_t> participant_calls_failed{0};     // no connection, timeout, error
+  std::atomic<uint64_t> participant_messages_coalesced{0};  // equal one already queued
+  std::atomic<uint64_t> participant_messages_dropped{0};    // queue full
+
   // The whole exposition (text/plain; version=0.0.4).
   std::string RenderPrometheus() const;
 };

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <set>
 
+#include "thrift/thrift_channel.h"
+
 namespace verdict::coordinator::server {
 
 namespace {
@@ -14,23 +16,6 @@ bool ParseUint(std::string_view s, uint64_t* v) {
 }
 
 }  // namespace
-
-Status ParseHostPort(std::string_view address, std::string* host, int* port) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return Status::InvalidArgument("address '" + std::string(address) + "' is not HOST:PORT");
-  }
-  std::string_view h = address.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  uint64_t p = 0;
-  if (h.empty() || !ParseUint(address.substr(colon + 1), &p) || p == 0 || p > 65535) {
-    return Status::InvalidArgument("address '" + std::string(address) +
-                                   "' is not HOST:PORT with a port in 1..65535");
-  }
-  *host = std::string(h);
-  *port = static_cast<int>(p);
-  return Status::OK();
-}
 
 Status ParseCluster(std::string_view spec, raft::Membership* cluster) {
   raft::Membership result;
@@ -49,7 +34,7 @@ Status ParseCluster(std::string_view spec, raft::Membership* cluster) {
     std::string address(item.substr(eq + 1));
     std::string host;
     int port;
-    VERDICT_RETURN_IF_ERROR(ParseHostPort(address, &host, &port));
+    VERDICT_RETURN_IF_ERROR(rpc::SplitHostPort(std::string(address), &host, &port));
     if (!result.voters.emplace(id, address).second) {
       return Status::InvalidArgument("--cluster names node " + std::to_string(id) + " twice");
     }
@@ -88,6 +73,21 @@ Status ValidateOptions(const NodeOptions& o) {
   }
   if (o.request_timeout_ms < 10) {
     return Status::InvalidArgument("--request-timeout-ms must be at least 10");
+  }
+  if (o.default_deadline_ms < 1 || o.max_deadline_ms < o.default_deadline_ms) {
+    return Status::InvalidArgument(
+        "--default-deadline-ms must be positive and at most --max-deadline-ms");
+  }
+  if (o.vote_timeout_ms < 1) return Status::InvalidArgument("--vote-timeout-ms must be positive");
+  if (o.retry_initial_ms < 1 || o.retry_max_ms < o.retry_initial_ms) {
+    return Status::InvalidArgument(
+        "--retry-initial-ms must be positive and at most --retry-max-ms");
+  }
+  if (o.participant_rpc_timeout_ms < 10) {
+    return Status::InvalidArgument("--participant-rpc-timeout-ms must be at least 10");
+  }
+  if (o.participant_connections < 1 || o.participant_connections > 256) {
+    return Status::InvalidArgument("--participant-connections must be in 1..256");
   }
   return Status::OK();
 }

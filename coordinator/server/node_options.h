@@ -1,5 +1,5 @@
 // NodeOptions: everything a coordinator node is configured with (from flags or a config
-// file), plus parsers for the --cluster and HOST:PORT syntaxes. Plain values; thread-safe
+// file), plus the parser of the --cluster syntax. Plain values; thread-safe
 // to read once built.
 #pragma once
 
@@ -31,13 +31,19 @@ struct NodeOptions {
   // How long a client call waits for its proposal or read before answering UNKNOWN.
   int request_timeout_ms = 5000;
 
+  // Transactions (the protocol engine, txn/engine_types.h EngineConfig).
+  int64_t default_deadline_ms = 30'000;  // Begin without a deadline
+  int64_t max_deadline_ms = 3'600'000;
+  int64_t vote_timeout_ms = 5'000;  // PREPARE sent -> every vote in, or ABORT
+  int64_t retry_initial_ms = 100;   // first resend of an unanswered participant call
+  int64_t retry_max_ms = 2'000;     // cap of the exponential backoff
+  // Calls to participant agents: per-call timeout and connections per agent.
+  int participant_rpc_timeout_ms = 3'000;
+  int participant_connections = 8;
+
   // This node's HOST:PORT (from `cluster`).
   const std::string& address() const { return cluster.voters.at(id); }
 };
-
-// Splits "HOST:PORT" (HOST may be a name, an IPv4 address or "[v6]"). InvalidArgument if
-// the port is missing or not in 1..65535.
-Status ParseHostPort(std::string_view address, std::string* host, int* port);
 
 // Parses "1=HOST:PORT,2=HOST:PORT,...": ids are positive and distinct, addresses valid and
 // distinct. InvalidArgument naming the bad item otherwise.

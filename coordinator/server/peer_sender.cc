@@ -17,6 +17,7 @@
 #include "coordinator/server/raft_codec.h"
 #include "coordinator/server/rpc_names.h"
 #include "thrift/framed_transport.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::coordinator::server {
 
@@ -87,7 +88,7 @@ bool PeerSender::Connect() {
   using apache::thrift::protocol::TMultiplexedProtocol;
   std::string host;
   int port;
-  if (!ParseHostPort(address_, &host, &port).ok()) return false;
+  if (!rpc::SplitHostPort(address_, &host, &port).ok()) return false;
   try {
     auto config = std::make_shared<TConfiguration>(static_cast<int>(options_.max_frame_bytes),
                                                    static_cast<int>(options_.max_frame_bytes));

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "coordinator/server/fatal.h"
+#include "coordinator/txn/gtid.h"
 
 namespace verdict::coordinator::server {
 
@@ -16,7 +17,7 @@ Status RaftNode::Create(const NodeOptions& options, std::unique_ptr<storage::Log
   if (recovered.snapshot) {
     const raft::Snapshot& snap = *recovered.snapshot;
     if (!snap.data) return Status::Corruption("recovered snapshot has no data");
-    Status s = node->register_.Restore(*snap.data);
+    Status s = node->table_.Restore(*snap.data);
     if (!s.ok()) {
       return Status::Corruption("snapshot at index " + std::to_string(snap.meta.index) +
                                 " cannot be restored: " + s.ToString());
@@ -58,7 +59,27 @@ RaftNode::RaftNode(const NodeOptions& options, std::unique_ptr<storage::LogStora
           }(),
           metrics),
       storage_(std::move(log), router_, metrics,
-               [this](std::vector<PersistedEvent>&& events) { OnPersisted(std::move(events)); }) {
+               [this](std::vector<PersistedEvent>&& events) { OnPersisted(std::move(events)); }),
+      participants_(
+          [&] {
+            ParticipantSenderOptions o;
+            o.connections_per_agent = options.participant_connections;
+            o.rpc_timeout_ms = options.participant_rpc_timeout_ms;
+            return o;
+          }(),
+          metrics,
+          [this](txn::ParticipantReply&& reply) {
+            Push([&](Inbox& in) { in.replies.push_back(std::move(reply)); });
+          }) {
+  txn::EngineConfig config;
+  config.node_id = options.id;
+  config.default_deadline_ms = options.default_deadline_ms;
+  config.max_deadline_ms = options.max_deadline_ms;
+  config.vote_timeout_ms = options.vote_timeout_ms;
+  config.retry_initial_ms = options.retry_initial_ms;
+  config.retry_max_ms = options.retry_max_ms;
+  config.proposal_retry_ms = std::max<int64_t>(options.request_timeout_ms, 1000);
+  engine_ = std::make_unique<txn::ProtocolEngine>(config, table_);
   status_.id = options.id;
   status_.address = options.address();
 }
@@ -84,6 +105,7 @@ void RaftNode::Stop() {
   }
   inbox_cv_.notify_all();
   if (loop_thread_.joinable()) loop_thread_.join();
+  participants_.Stop();
   if (started_) storage_.Stop();  // writes and syncs what the core handed out
   router_.Stop();
 }
@@ -128,11 +150,14 @@ std::vector<CallResult> RaftNode::DecideMany(std::vector<txn::DecideCommand> cmd
 CallResult RaftNode::GetDecision(const std::string& gtid, bool linearizable) {
   metrics_.reads.fetch_add(1, std::memory_order_relaxed);
   if (!linearizable) {
-    std::shared_lock<std::shared_mutex> lock(register_mu_);
+    std::shared_lock<std::shared_mutex> lock(table_mu_);
     CallResult r;
-    if (const txn::DecisionRecord* rec = register_.Find(gtid)) {
+    if (std::optional<txn::DecisionRecord> rec = DecisionOf(gtid)) {
       r.code = CallResult::Code::kOk;
-      r.record = *rec;
+      r.record = std::move(rec);
+    } else if (table_.Find(gtid).state == txn::GtidState::kBeyondMemory) {
+      r.code = CallResult::Code::kUnknown;
+      r.message = "gtid is below the table's memory horizon: it may be a forgotten commit";
     } else {
       r.code = CallResult::Code::kNotFound;
     }
@@ -229,12 +254,23 @@ void RaftNode::Run() {
     HandleProposals(work.proposals);
     HandleReads(work.reads);
     if (work.serialized) FinishCompaction(std::move(work.serialized));
+    // Leadership first: engine calls and replies are judged against Raft's current role.
+    SyncLeadership();
+    for (auto& task : work.tasks) task();
+    for (const txn::ParticipantReply& r : work.replies) OnParticipantReply(r);
+    int64_t now_ms = NowMs();
+    if (now_ms - last_engine_tick_ms_ >= kEngineTickMs) {
+      engine_->Tick(now_ms);
+      last_engine_tick_ms_ = now_ms;
+    }
     work.persisted.clear();
     work.messages.clear();
     work.proposals.clear();
     work.reads.clear();
+    work.tasks.clear();
+    work.replies.clear();
 
-    while (raft_->HasReady()) HandleReady(raft_->GetReady());
+    PumpEngine();  // Readys and the engine's output, until both are quiet
     MaybeCompact();
     if (raft_->role() != last_role_) {
       if (last_role_ == raft::Role::kLeader) {
@@ -266,6 +302,23 @@ void RaftNode::Run() {
   FailAllPending(CallResult::Code::kUnavailable, "node stopping");
 }
 
+std::optional<txn::DecisionRecord> RaftNode::DecisionOf(std::string_view gtid) const {
+  txn::GtidLookup l = table_.Find(gtid);
+  if (l.state == txn::GtidState::kEndedCommit) {
+    return txn::DecisionRecord{txn::Outcome::kCommit, {}, 0};
+  }
+  if (l.state != txn::GtidState::kDecided) return std::nullopt;
+  txn::DecisionRecord rec;
+  rec.outcome = *l.record->decision;
+  rec.index = l.record->decision_index;
+  for (const txn::BranchRef& b : l.record->participants) {
+    if (rec.participants.empty() || rec.participants.back() != b.participant) {
+      rec.participants.push_back(b.participant);
+    }
+  }
+  return rec;
+}
+
 void RaftNode::HandleProposals(std::vector<Proposal>& proposals) {
   bool leader = raft_->role() == raft::Role::kLeader;
   for (Proposal& p : proposals) {
@@ -275,10 +328,10 @@ void RaftNode::HandleProposals(std::vector<Proposal>& proposals) {
       continue;
     }
     // Already decided: the applied decision is final, answer at once.
-    if (const txn::DecisionRecord* rec = register_.Find(p.cmd.gtid)) {
+    if (std::optional<txn::DecisionRecord> rec = DecisionOf(p.cmd.gtid)) {
       CallResult r;
       r.code = CallResult::Code::kOk;
-      r.record = *rec;
+      r.record = std::move(rec);
       p.done->Set(std::move(r));
       continue;
     }
@@ -337,7 +390,17 @@ void RaftNode::FailAllPending(CallResult::Code code, const std::string& message)
   std::lock_guard<std::mutex> lock(inbox_mu_);
   for (auto& p : inbox_.proposals) p.done->Set(r);
   for (auto& read : inbox_.reads) read.done->Set(r);
-  inbox_ = Inbox();
+  inbox_ = Inbox();  // queued engine tasks are dropped: their callers time out
+  for (auto& [token, w] : client_waiters_) {
+    w->Set(txn::ClientReply{token, "", txn::ClientOutcome::kUnknown, message});
+  }
+  client_waiters_.clear();
+  for (auto& [token, w] : inquiry_waiters_) {
+    w->Set(txn::InquiryReply{token, "", txn::InquiryStatus::kUnknown});
+  }
+  inquiry_waiters_.clear();
+  for (auto& [token, w] : admin_waiters_) w->Set(txn::AdminReply{token, Status::Unavailable(message)});
+  admin_waiters_.clear();
 }
 
 void RaftNode::PublishStatus() {
@@ -350,7 +413,7 @@ void RaftNode::PublishStatus() {
   s.applied_index = applied_;
   s.last_index = raft_->last_index();
   s.snapshot_index = raft_->snapshot() ? raft_->snapshot()->meta.index : 0;
-  s.decisions = register_.size();
+  s.decisions = table_.records().size();
   const raft::Membership& m = raft_->membership();
   auto it = m.voters.find(s.leader);
   if (it != m.voters.end()) s.leader_address = it->second;

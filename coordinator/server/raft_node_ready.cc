@@ -32,7 +32,7 @@ void RaftNode::HandleReady(raft::Ready rd) {
   }
 
   // 4. Apply: the snapshot first, then the committed entries in order (later, in the same
-  // order, if the register is being serialized); then reads.
+  // order, if the table is being serialized); then reads.
   if (serializing_) {
     if (rd.snapshot || !rd.committed_entries.empty()) {
       deferred_.push_back(DeferredApply{std::move(rd.snapshot), std::move(rd.committed_entries)});
@@ -49,8 +49,8 @@ void RaftNode::ApplySnapshot(const raft::Snapshot& snapshot) {
   if (snapshot.meta.index <= applied_) return;
   if (!snapshot.data) FatalError("snapshot from the leader has no data");
   {
-    std::unique_lock<std::shared_mutex> lock(register_mu_);
-    Status s = register_.Restore(*snapshot.data);
+    std::unique_lock<std::shared_mutex> lock(table_mu_);
+    Status s = table_.Restore(*snapshot.data);
     if (!s.ok()) {
       FatalError("snapshot at index " + std::to_string(snapshot.meta.index) +
                  " from the leader cannot be restored: " + s.ToString());
@@ -60,12 +60,18 @@ void RaftNode::ApplySnapshot(const raft::Snapshot& snapshot) {
   last_snapshot_index_ = snapshot.meta.index;
   metrics_.snapshots_installed.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("installed snapshot at index {} (term {})", snapshot.meta.index, snapshot.meta.term);
-  // Proposals covered by the snapshot: the register tells whether their gtid is decided.
+  // The engine's volatile state may describe entries the snapshot replaced: a leader (a
+  // snapshot reaches a leader only in odd schedules) starts over from the table.
+  if (engine_->is_leader()) {
+    engine_->OnLeadershipChanged(false, raft_->term());
+    engine_->OnLeadershipChanged(true, raft_->term());
+  }
+  // Proposals covered by the snapshot: the table tells whether their gtid is decided.
   for (auto it = proposals_.begin(); it != proposals_.end() && it->first <= applied_;) {
     CallResult r;
-    if (const txn::DecisionRecord* rec = register_.Find(it->second.gtid)) {
+    if (std::optional<txn::DecisionRecord> rec = DecisionOf(it->second.gtid)) {
       r.code = CallResult::Code::kOk;
-      r.record = *rec;
+      r.record = std::move(rec);
     } else {
       r = NotLeaderResult();
       metrics_.proposals_lost.fetch_add(1, std::memory_order_relaxed);
@@ -76,35 +82,46 @@ void RaftNode::ApplySnapshot(const raft::Snapshot& snapshot) {
 }
 
 void RaftNode::ApplyEntries(const std::vector<raft::Entry>& entries) {
-  // Completions are handed out after the register lock is released.
+  // Completions are handed out after the table lock is released.
   std::vector<std::pair<std::shared_ptr<Completion>, CallResult>> done;
   uint64_t applied_decisions = 0;
   {
-    std::unique_lock<std::shared_mutex> lock(register_mu_);
-    txn::DecideCommand cmd;
+    std::unique_lock<std::shared_mutex> lock(table_mu_);
+    txn::TxnCommand cmd;
     for (const raft::Entry& e : entries) {
       if (e.index <= applied_) continue;  // covered by an installed snapshot
       if (e.index != applied_ + 1) {
         FatalError("committed entry " + std::to_string(e.index) + " follows applied index " +
                    std::to_string(applied_));
       }
-      const txn::DecisionRecord* rec = nullptr;
-      if (e.type == raft::EntryType::kNormal && !e.data.empty()) {
-        Status s = txn::DecodeDecide(e.data, &cmd);
+      bool command = e.type == raft::EntryType::kNormal && !e.data.empty();
+      txn::ApplyResult result;
+      if (command) {
+        Status s = txn::DecodeCommand(e.data, &cmd);
         if (!s.ok()) {
           FatalError("committed entry " + std::to_string(e.index) +
                      " is not a valid command: " + s.ToString());
         }
-        rec = &register_.Apply(cmd, e.index);
-        ++applied_decisions;
+        result = table_.ApplyCommand(cmd, e.index, e.term);
+        // Right after each entry, as engine.h asks (it reads the table as of this entry).
+        engine_->OnApplied(cmd, result);
+        if (std::holds_alternative<txn::DecideCmd>(cmd)) ++applied_decisions;
+      } else {
+        Status s = table_.Apply(e, &result);  // a no-op: advances the applied index
+        if (!s.ok()) FatalError("entry " + std::to_string(e.index) + ": " + s.ToString());
       }
       applied_ = e.index;
       auto it = proposals_.find(e.index);
       if (it == proposals_.end()) continue;
       CallResult r;
-      if (it->second.term == e.term && rec) {
+      const auto* decide = command ? std::get_if<txn::DecideCmd>(&cmd) : nullptr;
+      std::optional<txn::DecisionRecord> rec;
+      if (it->second.term == e.term && decide && decide->gtid == it->second.gtid) {
+        rec = DecisionOf(decide->gtid);
+      }
+      if (rec) {
         r.code = CallResult::Code::kOk;
-        r.record = *rec;
+        r.record = std::move(rec);
       } else {
         // Another leader's entry took this index: the proposal was lost. Retry.
         metrics_.proposals_lost.fetch_add(1, std::memory_order_relaxed);
@@ -134,9 +151,12 @@ void RaftNode::HandleReadStates(const std::vector<raft::ReadState>& read_states)
 
 void RaftNode::AnswerRead(const ReadRequest& read) {
   CallResult r;
-  if (const txn::DecisionRecord* rec = register_.Find(read.gtid)) {
+  if (std::optional<txn::DecisionRecord> rec = DecisionOf(read.gtid)) {
     r.code = CallResult::Code::kOk;
-    r.record = *rec;
+    r.record = std::move(rec);
+  } else if (table_.Find(read.gtid).state == txn::GtidState::kBeyondMemory) {
+    r.code = CallResult::Code::kUnknown;
+    r.message = "gtid is below the table's memory horizon: it may be a forgotten commit";
   } else {
     r.code = CallResult::Code::kNotFound;
   }

@@ -1,4 +1,4 @@
-// RaftNode's log compaction: when to snapshot the register, serializing it off the event
+// RaftNode's log compaction: when to snapshot the table, serializing it off the event
 // loop, and handing the snapshot to the Raft core and the storage thread.
 #include <spdlog/spdlog.h>
 
@@ -11,18 +11,18 @@ namespace verdict::coordinator::server {
 void RaftNode::MaybeCompact() {
   if (serializing_) return;
   // Every snapshot_entries applied entries; but serializing costs time proportional to the
-  // register's size, so a large register waits for half as many new entries as it holds
+  // table's size, so a large table waits for half as many new entries as it holds
   // (amortized O(1) work per entry).
-  uint64_t interval = std::max<uint64_t>(options_.snapshot_entries, register_.size() / 2);
+  uint64_t interval = std::max<uint64_t>(options_.snapshot_entries, table_.records().size() / 2);
   if (applied_ < last_snapshot_index_ + interval) return;
   serializing_ = true;
   serializing_index_ = applied_;
-  // The event loop does not write the register until FinishCompaction(); other readers
+  // The event loop does not write the table until FinishCompaction(); other readers
   // hold the shared lock, as does the snapshot thread.
   serializer_ = std::thread([this] {
     auto data = std::make_shared<const std::string>([this] {
-      std::shared_lock<std::shared_mutex> lock(register_mu_);
-      return register_.Serialize();
+      std::shared_lock<std::shared_mutex> lock(table_mu_);
+      return table_.Serialize();
     }());
     Push([&](Inbox& in) { in.serialized = std::move(data); });
   });

@@ -6,5 +6,9 @@ namespace verdict::coordinator::server {
 
 inline constexpr char kRaftServiceName[] = "Raft";
 inline constexpr char kCoordinatorServiceName[] = "Coordinator";
+// ParticipantRegistryService, served by every coordinator for the agents.
+inline constexpr char kRegistryServiceName[] = "Registry";
+// ParticipantService, served by each agent (participant/rpc_names.h).
+inline constexpr char kParticipantServiceName[] = "Participant";
 
 }  // namespace verdict::coordinator::server
