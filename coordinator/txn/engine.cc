@@ -138,7 +138,10 @@ void ProtocolEngine::OnLeadershipChanged(bool is_leader, uint64_t term) {
   if (leader_) StepDown();
   leader_ = true;
   term_ = term;
-  next_seq_ = 1;  // (term, node) is new: gtids stay unique
+  if (term != seq_term_) {  // (term, node) is new: gtids stay unique
+    seq_term_ = term;
+    next_seq_ = 1;
+  }
   AdoptAll();
   Sweep();
 }

@@ -200,6 +200,10 @@ class ProtocolEngine {
   bool leader_ = false;
   uint64_t term_ = 0;
   uint64_t next_seq_ = 1;  // of this leadership's gtids
+  // The term next_seq_ counts in. Leadership may be lost and regained within one term (a
+  // Propose refused during a leader transfer that then times out): the sequence must go
+  // on, or a gtid would be handed out twice.
+  uint64_t seq_term_ = 0;
   int64_t now_ = 0;
 
   std::map<std::string, ActiveTxn, std::less<>> txns_;

@@ -30,11 +30,17 @@ std::string Describe(const Entry& e) {
   } else if (e.data.empty()) {
     out += "noop";
   } else {
-    txn::DecideCommand cmd;
-    if (txn::DecodeDecide(e.data, &cmd).ok()) {
-      out += cmd.gtid + "=" + txn::OutcomeName(cmd.outcome);
-    } else {
+    txn::TxnCommand cmd;
+    if (!txn::DecodeCommand(e.data, &cmd).ok()) {
       out += "garbage[" + std::to_string(e.data.size()) + "]";
+    } else if (const auto* d = std::get_if<txn::DecideCmd>(&cmd)) {
+      out += d->gtid + "=" + txn::OutcomeName(d->outcome) + "/" + txn::DecideBasisName(d->basis);
+    } else if (const auto* p = std::get_if<txn::PrecommitCmd>(&cmd)) {
+      out += "PRECOMMIT " + p->gtid;
+    } else if (const auto* end = std::get_if<txn::EndCmd>(&cmd)) {
+      out += "END " + std::to_string(end->gtids.size());
+    } else {
+      out += "REGISTER " + std::get<txn::RegisterParticipantCmd>(cmd).name;
     }
   }
   return out + ")";
@@ -134,17 +140,37 @@ const Entry* Checker::Written(Index index, Term term) const {
   return it == written_.end() ? nullptr : &it->second;
 }
 
-void Checker::OnApply(NodeId node, const Entry& e, const txn::DecideCommand* cmd,
-                      const txn::DecisionRecord* rec) {
+namespace {
+bool SameResult(const txn::ApplyResult& a, const txn::ApplyResult& b) {
+  return a.code == b.code && a.index == b.index && a.decision == b.decision &&
+         a.intent == b.intent && a.forgotten == b.forgotten;
+}
+}  // namespace
+
+void Checker::OnApply(NodeId node, const Entry& e, const txn::ApplyResult& result) {
   if (e.index > committed_.size() + 1) {
     Fail("state-machine safety: n%llu applies %s but no node has applied index %llu", U(node),
          Describe(e).c_str(), U(committed_.size() + 1));
     return;
   }
   if (e.index == committed_.size() + 1) {
+    if (committed_.empty()) checkpoints_[0] = ref_.Serialize();
     committed_.push_back(Committed{e, node, max_term_});
-    if (cmd != nullptr && first_.count(cmd->gtid) == 0) {
-      first_.emplace(cmd->gtid, txn::DecisionRecord{cmd->outcome, cmd->participants, e.index});
+    txn::ApplyResult r;
+    if (!ref_.Apply(e, &r).ok()) {
+      Fail("state-machine safety: n%llu applies %s, which is not a command", U(node),
+           Describe(e).c_str());
+      return;
+    }
+    ref_results_.push_back(r);
+    if (e.index % kCheckpointEvery == 0) checkpoints_[e.index] = ref_.Serialize();
+    if (r.code == txn::ApplyResult::Code::kDecided) {
+      txn::TxnCommand cmd;
+      if (txn::DecodeCommand(e.data, &cmd).ok()) {
+        if (const auto* d = std::get_if<txn::DecideCmd>(&cmd)) {
+          first_.emplace(d->gtid, FirstDecision{*r.decision, e.index});
+        }
+      }
     }
   } else {
     const Committed& c = committed_[e.index - 1];
@@ -154,41 +180,50 @@ void Checker::OnApply(NodeId node, const Entry& e, const txn::DecideCommand* cmd
       return;
     }
   }
-  if (rec != nullptr && cmd != nullptr) {
-    const txn::DecisionRecord* want = Decided(cmd->gtid);
-    if (want == nullptr || !(*want == *rec)) {
-      Fail(
-          "first decision wins: n%llu holds %s@%llu for %s after applying index %llu; the "
-          "first decision applied was %s@%llu",
-          U(node), txn::OutcomeName(rec->outcome), U(rec->index), cmd->gtid.c_str(), U(e.index),
-          want ? txn::OutcomeName(want->outcome) : "none", want ? U(want->index) : 0ull);
-    }
+  const txn::ApplyResult& want = ref_results_[e.index - 1];
+  if (!SameResult(result, want)) {
+    auto name = [](const std::optional<txn::Outcome>& o) {
+      return o ? txn::OutcomeName(*o) : "none";
+    };
+    Fail(
+        "%s: n%llu applying %s got %s (decision %s); the reference table got %s "
+        "(decision %s)",
+        result.decision != want.decision ? "first decision wins" : "state-machine safety",
+        U(node), Describe(e).c_str(), txn::ApplyCodeName(result.code), name(result.decision),
+        txn::ApplyCodeName(want.code), name(want.decision));
   }
 }
 
-void Checker::CheckRegister(NodeId node, Index applied, const txn::DecisionRegister& reg,
-                            const char* when) {
-  size_t expected = 0;
-  for (const auto& [gtid, want] : first_) {
-    if (want.index > applied) continue;
-    ++expected;
-    const txn::DecisionRecord* got = reg.Find(gtid);
-    if (got == nullptr || !(*got == want)) {
-      Fail(
-          "first decision wins: %s n%llu (applied %llu) holds %s@%llu for %s; the first "
-          "decision applied was %s@%llu",
-          when, U(node), U(applied), got ? txn::OutcomeName(got->outcome) : "nothing",
-          got ? U(got->index) : 0ull, gtid.c_str(), txn::OutcomeName(want.outcome), U(want.index));
-      return;
-    }
+std::string Checker::ReferenceAt(Index index) const {
+  if (index == committed_.size()) return ref_.Serialize();
+  auto it = checkpoints_.upper_bound(index);
+  --it;  // checkpoints_[0] exists once anything was applied
+  txn::TxnTable t;
+  if (!t.Restore(it->second).ok()) return "";
+  for (Index i = it->first + 1; i <= index; ++i) {
+    txn::ApplyResult r;
+    if (!t.Apply(committed_[i - 1].entry, &r).ok()) return "";
   }
-  if (reg.size() != expected) {
-    Fail("state-machine safety: %s n%llu (applied %llu) holds %zu decisions, expected %zu", when,
-         U(node), U(applied), reg.size(), expected);
+  return t.Serialize();
+}
+
+void Checker::CheckTable(NodeId node, Index applied, const txn::TxnTable& table,
+                         const char* when) {
+  if (applied > committed_.size()) {
+    Fail("state-machine safety: %s n%llu holds a table at %llu, beyond every applied index %llu",
+         when, U(node), U(applied), U(committed_.size()));
+    return;
+  }
+  if (applied == 0 && committed_.empty()) return;
+  if (table.Serialize() != ReferenceAt(applied)) {
+    Fail(
+        "state-machine safety: %s n%llu's table at index %llu differs from the reference "
+        "table (%zu vs %zu records)",
+        when, U(node), U(applied), table.records().size(), ref_.records().size());
   }
 }
 
-const txn::DecisionRecord* Checker::Decided(std::string_view gtid) const {
+const FirstDecision* Checker::Decided(std::string_view gtid) const {
   auto it = first_.find(gtid);
   return it == first_.end() ? nullptr : &it->second;
 }

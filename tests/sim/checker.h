@@ -6,7 +6,9 @@
 //   log matching        two logs with the same term at an index agree up to it;
 //   leader completeness an entry committed before term t is in the log of t's leader;
 //   state-machine safety every node applies the same entry at each index;
-//   first decision wins a gtid's record is the first Decide applied for it, everywhere.
+//   first decision wins a gtid's decision is the first DECIDE applied for it, everywhere;
+//                       more generally every node's TxnTable gives the same ApplyResult for
+//                       each entry and serializes to the reference table at its index.
 // Not thread-safe (the simulator is single-threaded).
 #pragma once
 
@@ -18,13 +20,19 @@
 #include <vector>
 
 #include "coordinator/raft/raft.h"
-#include "coordinator/txn/decision_register.h"
+#include "coordinator/txn/txn_table.h"
 #include "tests/sim/trace.h"
 
 namespace verdict::sim {
 
 namespace raft = ::verdict::coordinator::raft;
 namespace txn = ::verdict::coordinator::txn;
+
+// The first decision applied for a gtid.
+struct FirstDecision {
+  txn::Outcome outcome = txn::Outcome::kAbort;
+  raft::Index index = 0;
+};
 
 class Checker {
  public:
@@ -50,14 +58,14 @@ class Checker {
   void OnEntryWritten(raft::NodeId node, const raft::Entry& e);
   // The content ever written at (index, term), or nullptr.
   const raft::Entry* Written(raft::Index index, raft::Term term) const;
-  // A node applied `e` (the caller has checked it is its applied index + 1). For a Decide,
-  // `rec` is the node's register record for the gtid after applying it; else nullptr.
-  void OnApply(raft::NodeId node, const raft::Entry& e, const txn::DecideCommand* cmd,
-               const txn::DecisionRecord* rec);
-  // A node's register now holds the state machine at `applied` (snapshot restored, or the
-  // end of the run): it must equal the reference register at that index.
-  void CheckRegister(raft::NodeId node, raft::Index applied, const txn::DecisionRegister& reg,
-                     const char* when);
+  // A node applied `e` (the caller has checked it is its applied index + 1) to its
+  // TxnTable, which answered `result`. The first node to apply an index also applies it to
+  // the reference table; every node's result must equal the reference's.
+  void OnApply(raft::NodeId node, const raft::Entry& e, const txn::ApplyResult& result);
+  // A node's table now holds the state machine at `applied` (snapshot restored, or the end
+  // of the run): it must serialize exactly as the reference table at that index.
+  void CheckTable(raft::NodeId node, raft::Index applied, const txn::TxnTable& table,
+                  const char* when);
 
   // ---- reference state ----
 
@@ -65,10 +73,10 @@ class Checker {
   raft::Index committed_index() const { return committed_.size(); }
   const raft::Entry& committed(raft::Index index) const { return committed_[index - 1].entry; }
   // The first decision applied for `gtid`, or nullptr.
-  const txn::DecisionRecord* Decided(std::string_view gtid) const;
-  const std::map<std::string, txn::DecisionRecord, std::less<>>& decisions() const {
-    return first_;
-  }
+  const FirstDecision* Decided(std::string_view gtid) const;
+  const std::map<std::string, FirstDecision, std::less<>>& decisions() const { return first_; }
+  // The reference table: the committed prefix applied once.
+  const txn::TxnTable& reference() const { return ref_; }
   raft::Term max_term() const { return max_term_; }
   size_t leaders_seen() const { return leaders_.size(); }
 
@@ -82,6 +90,9 @@ class Checker {
   };
 
   void CheckLeaderCompleteness(const raft::Raft& r);
+  // The reference table's serialization at `index` (<= committed_index()).
+  std::string ReferenceAt(raft::Index index) const;
+  static constexpr raft::Index kCheckpointEvery = 32;
 
   Trace* trace_;
   std::string failure_;
@@ -89,7 +100,10 @@ class Checker {
   raft::Term max_term_ = 0;
   std::map<std::pair<raft::Index, raft::Term>, raft::Entry> written_;
   std::vector<Committed> committed_;  // committed_[i - 1] is index i
-  std::map<std::string, txn::DecisionRecord, std::less<>> first_;
+  std::map<std::string, FirstDecision, std::less<>> first_;
+  txn::TxnTable ref_;
+  std::vector<txn::ApplyResult> ref_results_;        // [i - 1]: the result at index i
+  std::map<raft::Index, std::string> checkpoints_;  // ref_ serialized every kCheckpointEvery
 };
 
 std::string Describe(const raft::Entry& e);

@@ -1,6 +1,6 @@
 // verdict-sim: the deterministic simulator of a Verdict coordinator group.
 //
-//   verdict-sim --seeds N [--seed S] [--nodes 3|5] [--steps K] [-v]
+//   verdict-sim --seeds N [--seed S] [--workload decide|txn] [--nodes 3|5] [--steps K] [-v]
 //   verdict-sim --self-test [-v]
 //   (any option may also come from --config FILE: "key = value" lines)
 //
@@ -42,7 +42,8 @@ void OnFatalSignal(int sig) {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "verdict-sim: %s\n"
-               "usage: verdict-sim --seeds N [--seed S] [--nodes 3|5] [--steps K] [-v]\n"
+               "usage: verdict-sim --seeds N [--seed S] [--workload decide|txn] [--nodes 3|5]\n"
+               "                   [--steps K] [-v]\n"
                "       verdict-sim --self-test [-v]\n"
                "       any option may also come from --config FILE (lines \"seeds = 100\")\n",
                why);
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
   using namespace verdict::sim;
   uint64_t seeds = 0, first = 1, nodes = 0, steps = 0;
   bool verbose = false, self_test = false, have_seeds = false;
+  WorkloadKind workload = WorkloadKind::kDecide;
   // The config file's options come first, so the command line overrides them.
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
@@ -118,6 +120,15 @@ int main(int argc, char** argv) {
     } else if (arg == "--steps") {
       if (!ParseU64(val, &steps) || steps == 0) return Usage("--steps needs a positive number");
       ++i;
+    } else if (arg == "--workload") {
+      if (val != nullptr && std::string(val) == "decide") {
+        workload = WorkloadKind::kDecide;
+      } else if (val != nullptr && std::string(val) == "txn") {
+        workload = WorkloadKind::kTxn;
+      } else {
+        return Usage("--workload must be decide or txn");
+      }
+      ++i;
     } else if (arg == "-v" || arg == "--verbose" || arg == "--v") {
       verbose = true;
     } else if (arg == "--self-test") {
@@ -142,6 +153,7 @@ int main(int argc, char** argv) {
   }
 
   std::string replay_flags;
+  if (workload == WorkloadKind::kTxn) replay_flags += " --workload txn";
   if (nodes != 0) replay_flags += " --nodes " + std::to_string(nodes);
   if (steps != 0) replay_flags += " --steps " + std::to_string(steps);
   auto wall_start = std::chrono::steady_clock::now();
@@ -149,6 +161,8 @@ int main(int argc, char** argv) {
   uint64_t committed = 0, requests = 0, leaders = 0, delivered = 0, lost = 0;
   uint64_t conf_changes = 0, installs = 0, compactions = 0, torn = 0, lost_readys = 0, in_call = 0;
   double virtual_seconds = 0, max_heal = 0;
+  TxnStats tx;
+  uint64_t group_crashes = 0;
   uint64_t max_heal_seed = 0;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
     std::string replay = "verdict-sim --seeds 1 --seed " + std::to_string(seed) + replay_flags;
@@ -161,6 +175,7 @@ int main(int argc, char** argv) {
     options.nodes = static_cast<int>(nodes);
     options.steps = steps;
     options.verbose = verbose;
+    options.workload = workload;
     SimResult r = Simulation(options).Run();
     events += r.events;
     crashes += r.crashes;
@@ -178,6 +193,21 @@ int main(int argc, char** argv) {
     lost_readys += r.node_stats.lost_readys;
     in_call += r.node_stats.crashes_in_call;
     virtual_seconds += static_cast<double>(r.virtual_time) / kSeconds;
+    group_crashes += r.group_crashes;
+    tx.transactions += r.txn.transactions;
+    tx.committed += r.txn.committed;
+    tx.aborted += r.txn.aborted;
+    tx.unknown_given_up += r.txn.unknown_given_up;
+    tx.branches_committed += r.txn.branches_committed;
+    tx.branches_aborted += r.txn.branches_aborted;
+    tx.self_commits += r.txn.self_commits;
+    tx.terminations_commit += r.txn.terminations_commit;
+    tx.terminations_abort += r.txn.terminations_abort;
+    tx.fenced_by_peers += r.txn.fenced_by_peers;
+    tx.inquiries += r.txn.inquiries;
+    tx.agent_crashes += r.txn.agent_crashes;
+    tx.agent_partitions += r.txn.agent_partitions;
+    tx.group_isolations += r.txn.group_isolations;
     if (static_cast<double>(r.heal_time) / kSeconds > max_heal) {
       max_heal = static_cast<double>(r.heal_time) / kSeconds;
       max_heal_seed = seed;
@@ -214,6 +244,20 @@ int main(int argc, char** argv) {
       "  snapshots: %llu compactions, %llu installed from a leader; slowest heal %.1f "
       "virtual s (seed %llu)\n",
       u(compactions), u(installs), max_heal, u(max_heal_seed));
+  if (workload == WorkloadKind::kTxn) {
+    std::printf(
+        "  transactions: %llu begun, clients told %llu COMMITTED / %llu ABORTED (%llu gave up "
+        "on UNKNOWN); branches %llu committed / %llu aborted\n",
+        u(tx.transactions), u(tx.committed), u(tx.aborted), u(tx.unknown_given_up),
+        u(tx.branches_committed), u(tx.branches_aborted));
+    std::printf(
+        "  participants: %llu inquiries, %llu self-commits, terminations %llu commit / %llu "
+        "abort, %llu fenced by peers; %llu crashes, %llu partitions; coordinator group: %llu "
+        "isolations, %llu total crashes\n",
+        u(tx.inquiries), u(tx.self_commits), u(tx.terminations_commit), u(tx.terminations_abort),
+        u(tx.fenced_by_peers), u(tx.agent_crashes), u(tx.agent_partitions),
+        u(tx.group_isolations), u(group_crashes));
+  }
   std::printf("  wall: %.1f s, %.1f seeds/s\n", wall,
               wall > 0 ? static_cast<double>(seeds) / wall : 0.0);
   return failed == 0 ? 0 : 1;

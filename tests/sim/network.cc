@@ -39,11 +39,43 @@ void Network::Send(const raft::Message& m) {
   }
 }
 
-void Network::Schedule(const raft::Message& m) {
+Time Network::Delay() {
   Time delay = rng_->RangeSigned(faults_.min_delay, faults_.max_delay);
   if (faults_.spike > 0 && rng_->Chance(faults_.spike)) {
     delay += rng_->RangeSigned(0, faults_.spike_delay);
   }
+  return delay;
+}
+
+void Network::Post(raft::NodeId from, raft::NodeId to, std::function<void()> deliver) {
+  ++stats_.sent;
+  if (PostBlocked(from, to)) {
+    ++stats_.cut;
+    return;
+  }
+  if (faults_.drop > 0 && rng_->Chance(faults_.drop)) {
+    ++stats_.dropped;
+    return;
+  }
+  int copies = 1;
+  if (faults_.duplicate > 0 && rng_->Chance(faults_.duplicate)) {
+    ++stats_.duplicated;
+    copies = 2;
+  }
+  for (int i = 0; i < copies; ++i) {
+    queue_->After(Delay(), [this, from, to, deliver]() {
+      if (PostBlocked(from, to)) {
+        ++stats_.cut;
+        return;
+      }
+      ++stats_.delivered;
+      deliver();
+    });
+  }
+}
+
+void Network::Schedule(const raft::Message& m) {
+  Time delay = Delay();
   queue_->After(delay, [this, m]() {
     if (Blocked(m.from, m.to)) {
       ++stats_.cut;

@@ -1,7 +1,10 @@
-// Network: the simulated message network between coordinator nodes. Every message gets a
-// seeded fate — dropped, delayed (which reorders), duplicated — and links can be cut one
-// way or both ways (partitions). A message is checked against the partition when it is
-// sent and again when it arrives. Not thread-safe (the simulator is single-threaded).
+// Network: the simulated message network between coordinator nodes, and (Post) between
+// any endpoints of the transaction workload: coordinator nodes, participant agents and
+// clients. Every message gets a seeded fate — dropped, delayed (which reorders),
+// duplicated — and links can be cut one way or both ways (partitions; the coordinator
+// group's own cuts and the transaction workload's cuts are kept apart so that each heals
+// on its own schedule). A message is checked against the partition when it is sent and
+// again when it arrives. Not thread-safe (the simulator is single-threaded).
 #pragma once
 
 #include <cstdint>
@@ -48,6 +51,9 @@ class Network {
   const NetworkFaults& faults() const { return faults_; }
 
   void Send(const raft::Message& m);
+  // A message between endpoints of the transaction workload: `deliver` runs at arrival (once
+  // per copy) unless the link is cut then.
+  void Post(raft::NodeId from, raft::NodeId to, std::function<void()> deliver);
 
   // Partitions. Cut(a, b) blocks messages from a to b only.
   void Cut(raft::NodeId from, raft::NodeId to) { blocked_.insert({from, to}); }
@@ -56,10 +62,18 @@ class Network {
   void HealAll() { blocked_.clear(); }
   bool Blocked(raft::NodeId from, raft::NodeId to) const { return blocked_.count({from, to}) != 0; }
   bool partitioned() const { return !blocked_.empty(); }
+  // The transaction workload's cuts (participant partitions, coordinator-group isolation).
+  void CutTxn(raft::NodeId from, raft::NodeId to) { txn_blocked_.insert({from, to}); }
+  void HealTxn() { txn_blocked_.clear(); }
+  bool txn_partitioned() const { return !txn_blocked_.empty(); }
   const NetworkStats& stats() const { return stats_; }
 
  private:
   void Schedule(const raft::Message& m);
+  bool PostBlocked(raft::NodeId from, raft::NodeId to) const {
+    return Blocked(from, to) || txn_blocked_.count({from, to}) != 0;
+  }
+  Time Delay();
 
   EventQueue* queue_;
   Random* rng_;
@@ -67,6 +81,7 @@ class Network {
   std::function<void(const raft::Message&)> deliver_;
   NetworkFaults faults_;
   std::set<std::pair<raft::NodeId, raft::NodeId>> blocked_;
+  std::set<std::pair<raft::NodeId, raft::NodeId>> txn_blocked_;
   NetworkStats stats_;
 };
 

@@ -23,11 +23,14 @@ struct Case {
   SimOptions options;
   std::vector<std::string> expect;
   bool every_seed;  // false: the fault need not bite on every seed, but on one at least
+  uint64_t seeds = 6;
 };
+// ParticipantMutation::kPrecommitWhileFenced is not among the cases yet: the fault fires
+// but no seed tried so far turns it into a violation (docs/simulation.md).
 
 // Runs `c` on a few seeds. Returns true if the checker reported the injected fault.
 bool RunCase(const Case& c, bool verbose) {
-  constexpr uint64_t kSeeds = 6;
+  const uint64_t kSeeds = c.seeds;
   int fired = 0, detected = 0, wrong = 0;
   for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
     SimOptions o = c.options;
@@ -94,9 +97,13 @@ bool LeaderCompletenessCase() {
   EventQueue clock;
   Trace trace(&clock, false);
   Checker checker(&trace);
+  txn::TxnTable reference;
   // Three entries of term 1 were committed (applied by n2)...
   for (raft::Index i = 1; i <= 3; ++i) {
-    checker.OnApply(2, raft::Entry{1, i, raft::EntryType::kNormal, ""}, nullptr, nullptr);
+    raft::Entry e{1, i, raft::EntryType::kNormal, ""};
+    txn::ApplyResult result;
+    reference.Apply(e, &result);
+    checker.OnApply(2, e, result);
   }
   // ...and n1, a one-node group with an empty log, elects itself in a later term.
   raft::Config config;
@@ -150,6 +157,13 @@ int RunSelfTest(bool verbose) {
   {
     Case c{"lost acknowledgement", SimOptions(), {"acknowledged decision lost"}, true};
     c.options.lose_ack = true;
+    cases.push_back(c);
+  }
+  {
+    // DESIGN §4's forbidden rule: a PREPARED branch that aborts on its own after a timeout.
+    Case c{"timeout-abort participant", SimOptions(), {"atomicity"}, false};
+    c.options.workload = WorkloadKind::kTxn;
+    c.options.mutation = ParticipantMutation::kAbortPreparedOnTimeout;
     cases.push_back(c);
   }
   int failures = 0;

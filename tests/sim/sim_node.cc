@@ -20,7 +20,7 @@ SimNode::SimNode(NodeId id, const NodeOptions& options, const NodeContext& ctx)
       ctx_(ctx),
       dir_("/verdict/n" + std::to_string(id)),
       env_(std::make_unique<MemEnv>()),
-      register_(std::make_unique<txn::DecisionRegister>()) {
+      table_(std::make_unique<txn::TxnTable>()) {
   crash_env_ = std::make_unique<CrashEnv>(
       env_.get(),
       [this](const char*) {
@@ -91,17 +91,24 @@ void SimNode::Start() {
   has_unsynced_ = false;
   saving_snapshot_.reset();
 
-  register_ = std::make_unique<txn::DecisionRegister>();
+  engine_.reset();
+  table_ = std::make_unique<txn::TxnTable>();
   applied_ = 0;
   if (rec.snapshot) {
     applied_ = rec.snapshot->meta.index;
-    if (!register_->Restore(*rec.snapshot->data).ok()) {
+    if (!table_->Restore(*rec.snapshot->data).ok()) {
       ctx_.checker->Fail("recovery: n%llu snapshot %llu does not restore", U(id_), U(applied_));
       storage_.reset();
       return;
     }
-    ctx_.checker->CheckRegister(id_, applied_, *register_, "after recovery,");
+    ctx_.checker->CheckTable(id_, applied_, *table_, "after recovery,");
   }
+  txn::EngineConfig engine_config = options_.engine;
+  engine_config.node_id = id_;
+  engine_ = std::make_unique<txn::ProtocolEngine>(engine_config, *table_);
+  engine_leader_ = false;
+  engine_term_ = 0;
+  refused_term_ = 0;
 
   raft::Config config = options_.raft;
   config.id = id_;
@@ -129,6 +136,7 @@ void SimNode::Crash() {
 }
 
 void SimNode::Die() {
+  engine_.reset();  // volatile: waiting clients and inquirers never hear back
   raft_.reset();
   storage_.reset();
   stats_.lost_readys += pending_.size();
@@ -231,10 +239,25 @@ bool SimNode::CheckRecovered(const storage::RecoveredState& rec) {
 
 // ---- events ----
 
+int64_t SimNode::LocalMs() const {
+  return static_cast<int64_t>(static_cast<double>(ctx_.queue->now()) * options_.clock_rate) /
+         kMillis;
+}
+
 void SimNode::Tick() {
   if (!up()) return;
   raft_->Tick();
+  // A leader whose transfer ended without a new term may lead again.
+  if (refused_term_ != 0 && raft_->transfer_target() == raft::kNoNode) refused_term_ = 0;
+  engine_->Tick(LocalMs());
   AfterEvent();
+}
+
+bool SimNode::WithEngine(const std::function<void(txn::ProtocolEngine&)>& call) {
+  if (!up()) return false;
+  call(*engine_);
+  AfterEvent();
+  return true;
 }
 
 void SimNode::Deliver(const raft::Message& m) {
@@ -267,8 +290,37 @@ Status SimNode::TransferLeadership(NodeId target) {
   return s;
 }
 
+void SimNode::DriveEngine() {
+  while (up() && !ctx_.checker->failed()) {
+    bool leader = raft_->role() == raft::Role::kLeader && raft_->term() != refused_term_;
+    if (leader != engine_leader_ || raft_->term() != engine_term_) {
+      engine_leader_ = leader;
+      engine_term_ = raft_->term();
+      ctx_.trace->Log("n%llu engine %s in term %llu", U(id_), leader ? "leads" : "follows",
+                      U(engine_term_));
+      engine_->OnLeadershipChanged(leader, engine_term_);
+    }
+    if (!engine_->HasOutput()) return;
+    txn::EngineOutput out = engine_->TakeOutput();
+    for (std::string& p : out.proposals) {
+      Status s = raft_->Propose(std::move(p));
+      if (!s.ok()) {
+        // Not the leader after all (or transferring): the engine steps down.
+        refused_term_ = raft_->term();
+        engine_leader_ = false;
+        engine_->OnLeadershipChanged(false, raft_->term());
+        break;
+      }
+    }
+    if (ctx_.on_engine_output) ctx_.on_engine_output(id_, out);
+    Process();
+  }
+}
+
 void SimNode::AfterEvent() {
   Process();
+  if (!up()) return;
+  DriveEngine();
   if (!up()) return;
   if (raft_->role() != last_role_ || raft_->term() != last_term_) {
     last_role_ = raft_->role();
@@ -390,15 +442,14 @@ void SimNode::Release(raft::Ready& rd) {
           U(id_), U(meta.index), U(meta.term));
       return;
     }
-    auto reg = std::make_unique<txn::DecisionRegister>();
-    if (!reg->Restore(*rd.snapshot->data).ok()) {
+    // In place: the engine keeps a reference to the table.
+    if (!table_->Restore(*rd.snapshot->data).ok()) {
       c.Fail("state-machine safety: n%llu snapshot %llu data does not restore", U(id_),
              U(meta.index));
       return;
     }
-    register_ = std::move(reg);
     applied_ = meta.index;
-    c.CheckRegister(id_, applied_, *register_, "after installing a snapshot,");
+    c.CheckTable(id_, applied_, *table_, "after installing a snapshot,");
   }
   for (const Entry& e : rd.committed_entries) {
     ApplyEntry(e);
@@ -415,45 +466,48 @@ void SimNode::ApplyEntry(const Entry& e) {
     return;
   }
   Entry applied = e;
-  txn::DecideCommand cmd;
-  const txn::DecisionRecord* rec = nullptr;
-  bool is_decide = e.type == raft::EntryType::kNormal && !e.data.empty();
-  if (is_decide) {
-    if (!txn::DecodeDecide(e.data, &cmd).ok()) {
-      c.Fail("state-machine safety: n%llu applies %s, not a Decide", U(id_), Describe(e).c_str());
-      return;
-    }
-    txn::DecideCommand to_apply = cmd;
-    if (!injection_fired_ && register_->Find(cmd.gtid) == nullptr) {
-      auto flip = [](txn::Outcome o) {
-        return o == txn::Outcome::kCommit ? txn::Outcome::kAbort : txn::Outcome::kCommit;
-      };
-      if (injection_ == Injection::kCorruptEntry) {
-        injection_fired_ = true;
-        cmd.outcome = flip(cmd.outcome);
-        to_apply = cmd;
-        applied.data = txn::EncodeDecide(cmd);
-      } else if (injection_ == Injection::kFlipRegister) {
-        injection_fired_ = true;
-        to_apply.outcome = flip(cmd.outcome);
-      }
-    }
-    rec = &register_->Apply(to_apply, e.index);
+  txn::TxnCommand cmd;
+  bool is_command = e.type == raft::EntryType::kNormal && !e.data.empty();
+  if (is_command && !txn::DecodeCommand(e.data, &cmd).ok()) {
+    c.Fail("state-machine safety: n%llu applies %s, not a command", U(id_), Describe(e).c_str());
+    return;
   }
-  c.OnApply(id_, applied, is_decide ? &cmd : nullptr, rec);
+  txn::ApplyResult result;
+  auto* decide = std::get_if<txn::DecideCmd>(&cmd);
+  bool flip = is_command && decide != nullptr && !injection_fired_ &&
+              (injection_ == Injection::kCorruptEntry || injection_ == Injection::kFlipRegister) &&
+              table_->Find(decide->gtid).state == txn::GtidState::kUnknown;
+  if (flip) {
+    injection_fired_ = true;
+    txn::DecideCmd flipped = *decide;
+    flipped.outcome =
+        decide->outcome == txn::Outcome::kCommit ? txn::Outcome::kAbort : txn::Outcome::kCommit;
+    if (injection_ == Injection::kCorruptEntry) {
+      cmd = flipped;  // the entry itself
+      applied.data = txn::EncodeCommand(cmd);
+    }
+    result = table_->ApplyCommand(flipped, e.index, e.term);
+  } else if (Status s = table_->Apply(applied, &result); !s.ok()) {
+    c.Fail("state-machine safety: n%llu cannot apply %s: %s", U(id_), Describe(e).c_str(),
+           s.ToString().c_str());
+    return;
+  }
+  c.OnApply(id_, applied, result);
   applied_ = e.index;
   if (ctx_.trace->enabled()) {
-    ctx_.trace->Log("n%llu applies %s%s%s", U(id_), Describe(applied).c_str(), rec ? " -> " : "",
-                    rec ? txn::OutcomeName(rec->outcome) : "");
+    ctx_.trace->Log("n%llu applies %s -> %s%s%s", U(id_), Describe(applied).c_str(),
+                    txn::ApplyCodeName(result.code), result.decision ? " " : "",
+                    result.decision ? txn::OutcomeName(*result.decision) : "");
   }
-  if (ctx_.on_apply) ctx_.on_apply(id_, applied, rec);
+  if (is_command && engine_) engine_->OnApplied(cmd, result);
+  if (ctx_.on_apply) ctx_.on_apply(id_, applied, result);
 }
 
 void SimNode::MaybeCompact() {
   if (options_.snapshot_every == 0 || !up()) return;
   Index snap = raft_->first_index() - 1;
   if (applied_ < snap + options_.snapshot_every) return;
-  auto data = std::make_shared<const std::string>(register_->Serialize());
+  auto data = std::make_shared<const std::string>(table_->Serialize());
   Status s = raft_->Compact(applied_, data);
   if (!s.ok()) {
     ctx_.checker->Fail("raft: n%llu Compact(%llu) failed (snapshot %llu): %s", U(id_), U(applied_),

@@ -1,6 +1,8 @@
 // SimNode: one simulated coordinator node — the real raft::Raft, the real LogStorage on
-// its own MemEnv, and a DecisionRegister as the state machine — plus the small driver that
-// follows raft.h's Ready contract with virtual-time disk syncs. Crash() is a power cut
+// its own MemEnv, a txn::TxnTable as the state machine and a txn::ProtocolEngine — plus
+// the small driver that follows raft.h's Ready contract with virtual-time disk syncs and
+// engine.h's driver contract (leadership, ticks on the node's own clock, OnApplied after
+// every applied entry, proposals, messages and answers drained after every event). Crash() is a power cut
 // (unsynced writes lost, sometimes a torn tail); Start() recovers through LogStorage::Open.
 // The node also keeps a model of what its disk must hold (what was synced) and checks
 // recovery against it. Not thread-safe (the simulator is single-threaded).
@@ -18,7 +20,8 @@
 #include "common/mem_env.h"
 #include "coordinator/raft/raft.h"
 #include "coordinator/storage/log_storage.h"
-#include "coordinator/txn/decision_register.h"
+#include "coordinator/txn/engine.h"
+#include "coordinator/txn/txn_table.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/crash_env.h"
 #include "tests/sim/event_queue.h"
@@ -39,6 +42,8 @@ struct NodeOptions {
   double torn_write = 0;           // per file, probability a power cut keeps a torn tail
   // Probability that the power goes in the middle of a storage Sync/SyncDir/RenameFile.
   double crash_in_storage_call = 0;
+  double clock_rate = 1.0;  // the node's clock (the engine's ms) runs this much faster
+  txn::EngineConfig engine;  // node_id is set per node
 };
 
 struct NodeStats {
@@ -67,9 +72,12 @@ struct NodeContext {
   Random* rng;
   Trace* trace;
   uint64_t seed;
-  // Called after every entry the node applies; `rec` is the register record for a Decide
-  // (valid during the call only). Must not call back into the node.
-  std::function<void(raft::NodeId, const raft::Entry&, const txn::DecisionRecord*)> on_apply;
+  // Called after every entry the node applies, with what its table made of it. Must not
+  // call back into the node.
+  std::function<void(raft::NodeId, const raft::Entry&, const txn::ApplyResult&)> on_apply;
+  // The engine's messages, answers and hazards (its proposals went to Raft already). Must
+  // not call back into the node (deliver through the network).
+  std::function<void(raft::NodeId, const txn::EngineOutput&)> on_engine_output;
   // Called after every event the node handled while up (cross-node checks).
   std::function<void(raft::NodeId)> after_event;
   // Called when the node lost power on its own (in the middle of a storage call).
@@ -92,7 +100,9 @@ class SimNode {
   // nullptr while the node is down.
   raft::Raft* raft() { return raft_.get(); }
   const raft::Raft* raft() const { return raft_.get(); }
-  const txn::DecisionRegister& decisions() const { return *register_; }
+  const txn::TxnTable& table() const { return *table_; }
+  // nullptr while the node is down.
+  const txn::ProtocolEngine* engine() const { return engine_.get(); }
   raft::Index applied() const { return applied_; }
   // Changes whenever the in-memory log may have changed (cross-node checks skip otherwise).
   uint64_t log_version() const { return log_version_; }
@@ -113,6 +123,8 @@ class SimNode {
   Status Propose(const std::string& data, raft::Index* index, raft::Term* term);
   Status TransferLeadership(raft::NodeId target);
   Status ProposeConfChange(const raft::ConfChange& change, raft::Index* index);
+  // Runs `call` on the engine, then the driver. False (nothing ran) while down.
+  bool WithEngine(const std::function<void(txn::ProtocolEngine&)>& call);
 
   void Inject(Injection injection) { injection_ = injection; }
   bool injection_fired() const { return injection_fired_; }
@@ -144,6 +156,9 @@ class SimNode {
   void ApplyEntry(const raft::Entry& e);
   void MaybeCompact();
   void AfterEvent();
+  // engine.h's driver loop: leadership changes, proposals, output.
+  void DriveEngine();
+  int64_t LocalMs() const;
   void TraceMessage(const char* dir, const raft::Message& m);
 
   void NoteAppend(const raft::HardState* hs, const std::vector<raft::Entry>& entries);
@@ -168,7 +183,11 @@ class SimNode {
   std::optional<std::pair<raft::SnapshotMeta, bool>> saving_snapshot_;
   std::unique_ptr<storage::LogStorage> storage_;
   std::unique_ptr<raft::Raft> raft_;
-  std::unique_ptr<txn::DecisionRegister> register_;
+  std::unique_ptr<txn::TxnTable> table_;
+  std::unique_ptr<txn::ProtocolEngine> engine_;  // volatile: rebuilt at every boot
+  bool engine_leader_ = false;                   // what the engine was last told
+  raft::Term engine_term_ = 0;
+  raft::Term refused_term_ = 0;  // Propose said NotLeader in this term (leader transferring)
   raft::Index applied_ = 0;
   uint64_t boots_ = 0;  // incarnation: events scheduled by an earlier boot are ignored
 

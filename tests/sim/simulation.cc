@@ -78,6 +78,58 @@ void Simulation::ChooseParams() {
   p.workload.min_arrival = rng_.RangeSigned(1 * kMillis, 10 * kMillis);
   p.workload.max_arrival = p.workload.min_arrival + rng_.RangeSigned(0, 100 * kMillis);
 
+  // The engine's timings, scaled to runs of a few tens of virtual seconds.
+  txn::EngineConfig& ec = p.node.engine;
+  ec.default_deadline_ms = 2000;
+  ec.vote_timeout_ms = 500;
+  ec.retry_initial_ms = 20;
+  ec.retry_max_ms = 500;
+  ec.proposal_retry_ms = 500;
+  ec.adopted_precommit_fence_ms = 1500;
+  ec.end_batch_max = 16;
+  ec.end_batch_delay_ms = 20;
+  if (options_.workload == WorkloadKind::kTxn) {
+    ec.vote_timeout_ms = rng_.RangeSigned(100, 1500);
+    ec.retry_initial_ms = rng_.RangeSigned(5, 50);
+    ec.retry_max_ms = ec.retry_initial_ms + rng_.RangeSigned(50, 1000);
+    ec.proposal_retry_ms = rng_.RangeSigned(200, 1500);
+    ec.adopted_precommit_fence_ms = rng_.RangeSigned(200, 3000);
+    ec.end_batch_max = PickOf<size_t>(rng_, {1, 4, 64});
+    ec.end_batch_delay_ms = rng_.RangeSigned(1, 50);
+    TxnOptions& t = p.txn;
+    t.agents = static_cast<int>(rng_.Range(2, 5));
+    t.max_branches = static_cast<int>(rng_.Range(2, static_cast<uint64_t>(t.agents)));
+    t.min_arrival = rng_.RangeSigned(5 * kMillis, 20 * kMillis);
+    t.max_arrival = t.min_arrival + rng_.RangeSigned(0, 60 * kMillis);
+    t.three_pc = PickOf<double>(rng_, {0, 0.5, 0.5, 1});
+    t.client_abort = PickOf<double>(rng_, {0, 0.1, 0.3});
+    t.min_deadline_ms = rng_.RangeSigned(100, 1000);
+    t.max_deadline_ms = t.min_deadline_ms + rng_.RangeSigned(0, 3000);
+    t.vote_no = PickOf<double>(rng_, {0, 0.02, 0.1});
+    t.vote_read_only = PickOf<double>(rng_, {0, 0.05, 0.15});
+    t.one_phase_fail = PickOf<double>(rng_, {0, 0.1});
+    t.active_timeout = rng_.RangeSigned(1 * kSeconds, 5 * kSeconds);
+    t.inquire_after = rng_.RangeSigned(50 * kMillis, 1 * kSeconds);
+    t.inquire_every = rng_.RangeSigned(50 * kMillis, 500 * kMillis);
+    t.terminate_after = t.inquire_after + rng_.RangeSigned(0, 2 * kSeconds);
+    t.self_commit_after = rng_.RangeSigned(100 * kMillis, 3 * kSeconds);
+    t.round_timeout = rng_.RangeSigned(50 * kMillis, 500 * kMillis);
+    t.agent_crash = PickOf<double>(rng_, {0, 0.05, 0.15});
+    t.agent_partition = PickOf<double>(rng_, {0, 0.1, 0.3});
+    t.isolate_group = PickOf<double>(rng_, {0, 0.02, 0.05});
+    t.max_agent_downtime = PickOf<Time>(rng_, {50 * kMillis, 1 * kSeconds, 3 * kSeconds});
+    t.max_agent_partition = PickOf<Time>(rng_, {200 * kMillis, 2 * kSeconds, 5 * kSeconds});
+    t.mutation = options_.mutation;
+    if (t.mutation == ParticipantMutation::kPrecommitWhileFenced) {
+      // Self-test: make fencing (termination during outages) frequent, in 3PC only.
+      t.three_pc = 1;
+      t.isolate_group = 0.1;
+      t.agent_partition = 0.3;
+      t.self_commit_after = 100 * kMillis;
+    }
+    p.group_crash = PickOf<double>(rng_, {0, 0.01, 0.03});
+  }
+
   if (options_.injection == Injection::kSkipSync) {
     // Make power cuts land on writes that were claimed durable.
     p.node.sync_now = 0;
@@ -107,7 +159,26 @@ std::string Simulation::DescribeParams() const {
       p.node.crash_in_storage_call, p.partition, p.transfer,
       static_cast<long long>(p.max_downtime / kMillis),
       static_cast<long long>(p.max_partition / kMillis), p.membership, p.workload.conflict);
-  return buf;
+  std::string out = buf;
+  if (options_.workload == WorkloadKind::kTxn) {
+    const TxnOptions& t = p.txn;
+    std::snprintf(
+        buf, sizeof(buf),
+        " | txn agents=%d branches<=%d 3pc=%.1f abort=%.1f no=%.2f ro=%.2f vote_to=%lldms "
+        "retry=%lld-%lldms fence=%lldms inquire=%lldms term=%lldms selfc=%lldms "
+        "acrash=%.2f apart=%.2f isolate=%.2f gcrash=%.2f",
+        t.agents, t.max_branches, t.three_pc, t.client_abort, t.vote_no, t.vote_read_only,
+        static_cast<long long>(p.node.engine.vote_timeout_ms),
+        static_cast<long long>(p.node.engine.retry_initial_ms),
+        static_cast<long long>(p.node.engine.retry_max_ms),
+        static_cast<long long>(p.node.engine.adopted_precommit_fence_ms),
+        static_cast<long long>(t.inquire_after / kMillis),
+        static_cast<long long>(t.terminate_after / kMillis),
+        static_cast<long long>(t.self_commit_after / kMillis), t.agent_crash, t.agent_partition,
+        t.isolate_group, p.group_crash);
+    out += buf;
+  }
+  return out;
 }
 
 SimResult Simulation::Run() {
@@ -123,8 +194,12 @@ SimResult Simulation::Run() {
                   &rng_,
                   &trace_,
                   options_.seed,
-                  [this](NodeId id, const raft::Entry& e, const txn::DecisionRecord* rec) {
-                    workload_->OnApply(id, e, rec);
+                  [this](NodeId id, const raft::Entry& e, const txn::ApplyResult& result) {
+                    workload_->OnApply(id, e, result);
+                    if (txn_) txn_->OnApply(id, e, result);
+                  },
+                  [this](NodeId id, const txn::EngineOutput& out) {
+                    if (txn_) txn_->OnEngineOutput(id, out);
                   },
                   [this](NodeId id) { AfterNodeEvent(id); },
                   [this](NodeId id) { OnCrashed(id); },
@@ -135,10 +210,16 @@ SimResult Simulation::Run() {
                     });
                   }};
   for (NodeId id : ids_) {
-    nodes_[id] = std::make_unique<SimNode>(id, params_.node, ctx);
+    NodeOptions node_options = params_.node;
+    node_options.clock_rate = 1.0 / params_.clock_rate[id];  // a slower tick, a slower clock
+    nodes_[id] = std::make_unique<SimNode>(id, node_options, ctx);
   }
   workload_ = std::make_unique<Workload>(params_.workload, &queue_, &rng_, &trace_, &checker_, ids_,
                                          [this](NodeId id) { return node(id); });
+  if (options_.workload == WorkloadKind::kTxn) {
+    txn_ = std::make_unique<TxnWorkload>(params_.txn, &queue_, &rng_, &trace_, &checker_,
+                                         &network_, ids_, [this](NodeId id) { return node(id); });
+  }
   switch (options_.injection) {
     case Injection::kNone:
       break;
@@ -153,7 +234,11 @@ SimResult Simulation::Run() {
   for (NodeId id : ids_) node(id)->Start();
   for (NodeId id : ids_) ScheduleTick(id);
   ScheduleFault();
-  workload_->Start();
+  if (txn_) {
+    txn_->Start();
+  } else {
+    workload_->Start();
+  }
 
   // Faulty phase.
   uint64_t steps = options_.steps != 0 ? options_.steps : kDefaultSteps;
@@ -197,6 +282,11 @@ SimResult Simulation::Run() {
   }
   if (options_.forge_leader) result_.injection_fired = forged_;
   if (options_.lose_ack) result_.injection_fired = workload_->acknowledged() > 0;
+  if (options_.mutation != ParticipantMutation::kNone) result_.injection_fired = true;
+  if (txn_) {
+    result_.txn = txn_->stats();
+    result_.gtids = txn_->stats().transactions;
+  }
   trace_.Log("end: %s; %llu events, committed %llu, %zu gtids, %zu requests, %zu leaders",
              result_.ok ? "ok" : result_.failure.c_str(), U(result_.events), U(result_.committed),
              result_.gtids, result_.requests, result_.terms_with_leader);
@@ -245,6 +335,21 @@ void Simulation::Fault() {
     }
   }
   if (rng_.Chance(params_.partition)) Partition();
+  if (txn_) {
+    txn_->Fault();
+    if (rng_.Chance(params_.group_crash)) {
+      // Coordinator-group outage: every node loses power; each comes back on its own time.
+      ++result_.group_crashes;
+      trace_.Log("outage: every coordinator node crashes");
+      for (NodeId id : ids_) {
+        if (!node(id)->up()) continue;
+        node(id)->Crash();
+        ++result_.crashes;
+        queue_.After(rng_.RangeSigned(200 * kMillis, 3 * kSeconds),
+                     [this, id]() { node(id)->Start(); });
+      }
+    }
+  }
   if (rng_.Chance(params_.membership)) ChangeMembership(/*add_only=*/false);
   if (rng_.Chance(params_.transfer)) {
     NodeId leader = Leader();
@@ -379,6 +484,7 @@ void Simulation::Heal() {
     node(id)->EnableStorageCrashes(false);
     node(id)->Start();
   }
+  if (txn_) txn_->Heal();
   Probe();
 }
 
@@ -404,7 +510,7 @@ bool Simulation::Converged() const {
   for (const auto& [id, n] : nodes_) {
     if (n->applied() != l.commit_index()) return false;
   }
-  return true;
+  return txn_ == nullptr || txn_->Settled(nodes_.at(leader).get());
 }
 
 std::string Simulation::DescribeState() const {
@@ -425,6 +531,12 @@ std::string Simulation::DescribeState() const {
          " requests acknowledged";
   std::string first = workload_->FirstUnacknowledged();
   if (!first.empty()) out += ", waiting for " + first;
+  if (txn_) {
+    NodeId leader = Leader();
+    std::string why = txn_->DescribeUnsettled(leader == raft::kNoNode ? nullptr
+                                                                      : nodes_.at(leader).get());
+    if (!why.empty()) out += "; transactions: " + why;
+  }
   return out;
 }
 
@@ -438,14 +550,15 @@ void Simulation::FinalCheck() {
                     U(n->applied()), U(committed));
       return;
     }
-    checker_.CheckRegister(id, n->applied(), n->decisions(), "at the end,");
-    if (first != nullptr && !(first->decisions() == n->decisions())) {
+    checker_.CheckTable(id, n->applied(), n->table(), "at the end,");
+    if (first != nullptr && first->table().Serialize() != n->table().Serialize()) {
       checker_.Fail("state-machine safety: n%llu and n%llu registers differ at the end",
                     U(first->id()), U(id));
     }
     first = n;
   }
   workload_->Check();
+  if (txn_) txn_->Check();
 }
 
 }  // namespace verdict::sim

@@ -16,12 +16,20 @@
 #include "tests/sim/random.h"
 #include "tests/sim/sim_node.h"
 #include "tests/sim/trace.h"
+#include "tests/sim/txn_workload.h"
 #include "tests/sim/workload.h"
 
 namespace verdict::sim {
 
+// What the clients do: decide gtids directly in the log (the legacy Decide command), or run
+// transactions through the protocol engine and simulated participants.
+enum class WorkloadKind { kDecide, kTxn };
+
 struct SimOptions {
   uint64_t seed = 1;
+  WorkloadKind workload = WorkloadKind::kDecide;
+  // Self-test: a participant that breaks DESIGN §3-§4 (kTxn only).
+  ParticipantMutation mutation = ParticipantMutation::kNone;
   int nodes = 0;         // 3 or 5; 0 = chosen by the seed
   uint64_t steps = 0;    // events in the faulty phase; 0 = default
   bool verbose = false;  // print the trace
@@ -53,6 +61,8 @@ struct SimResult {
   NetworkStats net;
   NodeStats node_stats;  // summed over nodes
   bool injection_fired = false;
+  TxnStats txn;         // kTxn
+  uint64_t group_crashes = 0;  // every coordinator node crashed at once
   std::string params;  // the seeded parameters, for the trace and the failure line
 };
 
@@ -83,6 +93,8 @@ class Simulation {
     Time max_downtime = 2 * kSeconds;
     Time max_partition = 3 * kSeconds;
     WorkloadOptions workload;
+    TxnOptions txn;
+    double group_crash = 0;  // per fault step: crash every coordinator node at once
   };
 
   void ChooseParams();
@@ -115,6 +127,7 @@ class Simulation {
   std::vector<raft::NodeId> ids_;
   std::map<raft::NodeId, std::unique_ptr<SimNode>> nodes_;
   std::unique_ptr<Workload> workload_;
+  std::unique_ptr<TxnWorkload> txn_;  // kTxn only
   bool healing_ = false;
   bool converged_ = false;
   bool forged_ = false;

@@ -101,21 +101,21 @@ void Workload::Attempt(size_t r) {
   });
 }
 
-void Workload::OnApply(raft::NodeId node, const raft::Entry& e, const txn::DecisionRecord* rec) {
+void Workload::OnApply(raft::NodeId node, const raft::Entry& e, const txn::ApplyResult& result) {
   auto it = pending_.find({node, e.index});
   if (it == pending_.end()) return;
   auto [r, term] = it->second;
   pending_.erase(it);
   Request& req = requests_[r];
   if (req.acked) return;
-  if (e.term != term || rec == nullptr) {
+  if (e.term != term || !result.decision) {
     // Another entry won that index: this attempt failed; retry soon (not from here:
     // the node is in the middle of its driver loop).
     RetrySoon(r);
     return;
   }
   req.acked = true;
-  req.result = rec->outcome;
+  req.result = *result.decision;
   req.acked_by = node;
   ++acked_;
   trace_->Log("client %s=%s acknowledged by n%llu: %s", req.gtid.c_str(),
@@ -139,7 +139,7 @@ void Workload::Check() {
       lose_ack_ = false;
       req.result = Opposite(req.result);
     }
-    const txn::DecisionRecord* want = checker_->Decided(req.gtid);
+    const FirstDecision* want = checker_->Decided(req.gtid);
     if (want == nullptr || want->outcome != req.result) {
       checker_->Fail(
           "acknowledged decision lost: n%llu acknowledged %s=%s, but the log "

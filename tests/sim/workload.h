@@ -43,7 +43,7 @@ class Workload {
   void StopArrivals() { arriving_ = false; }
 
   // SimNode's on_apply hook.
-  void OnApply(raft::NodeId node, const raft::Entry& e, const txn::DecisionRecord* rec);
+  void OnApply(raft::NodeId node, const raft::Entry& e, const txn::ApplyResult& result);
 
   bool AllAcknowledged() const { return acked_ == requests_.size(); }
   size_t requests() const { return requests_.size(); }

@@ -5,19 +5,18 @@
 #include <cstdio>
 #include <optional>
 
+#include "tests/sim/participant_core.h"
+
 namespace verdict::coordinator::txn::sim {
 namespace {
 
 using BS = BranchStatus;
 using PC = ParticipantCode;
 
-struct SimBranch {
-  BS state = BS::kActive;
-  Protocol protocol = Protocol::k2PC;
-  bool read_only = false;              // voted READ_ONLY: finished, no writes
-  std::vector<PeerBranch> peers;       // from PREPARE (every branch, self included)
-  std::set<std::string> fenced_by_me;  // 3PC termination: peers this branch fenced
-};
+// The participants' rules live in tests/sim/participant_core.h (shared with verdict-sim).
+using ::verdict::sim::LocalChoice;
+using ::verdict::sim::ParticipantCore;
+using ::verdict::sim::SimBranch;
 
 struct Envelope {
   enum class Kind { kToParticipant, kReply, kInquiryAnswer } kind = Kind::kToParticipant;
@@ -60,6 +59,9 @@ class World {
     for (int p = 0; p < o.participants; ++p) {
       std::string name = "p" + std::to_string(p);
       names_.push_back(name);
+      cores_.emplace(name, ParticipantCore(name, [this, name](const std::string& g, BS from, BS to) {
+                       OnBranchChange(name, g, from, to);
+                     }));
       committed_.push_back(EncodeCommand(RegisterParticipantCmd{name, name + ":1", "sim"}));
       oracle_.ApplyCommand(RegisterParticipantCmd{name, name + ":1", "sim"}, committed_.size(), 1);
     }
@@ -196,9 +198,7 @@ class World {
     parts.resize(1 + Rand(parts.size()));
     for (const std::string& p : parts) {
       if (!e.RegisterBranch(g, p, "b-" + p, false).ok()) continue;
-      SimBranch b;
-      b.protocol = proto;
-      branches_[p][g] = b;
+      cores_.at(p).Open(g, proto, "b-" + p);
       c.parts.push_back(p);
     }
     RequestToken tok = next_token_++;
@@ -217,14 +217,14 @@ class World {
   // A participant-side timer fires for a random branch.
   void ParticipantTimeout() {
     std::vector<std::pair<std::string, std::string>> live;
-    for (auto& [p, m] : branches_) {
-      for (auto& [g, b] : m) {
+    for (auto& [p, core] : cores_) {
+      for (auto& [g, b] : core.branches()) {
         if (b.state == BS::kActive || InDoubt(b.state)) live.emplace_back(p, g);
       }
     }
     if (live.empty()) return;
     auto [p, g] = live[Rand(live.size())];
-    SimBranch& b = branches_[p][g];
+    SimBranch& b = *FindBranch(p, g);
     if (b.state == BS::kActive) {
       if (Rand(4) == 0) Set(p, g, BS::kAborted);  // idle timeout / deadline before the vote
       return;
@@ -247,7 +247,8 @@ class World {
 
   // Cooperative termination, one peer at a time (DESIGN §3-§4; the Python model's moves).
   void Terminate(const std::string& p, const std::string& g) {
-    SimBranch& self = branches_[p][g];
+    SimBranch& self = *FindBranch(p, g);
+    std::set<std::string>& fenced_by_me = fenced_by_me_[{p, g}];
     std::vector<std::string> peers;
     for (const PeerBranch& pb : self.peers) {
       if (pb.participant == p) continue;
@@ -271,10 +272,10 @@ class World {
       Set(p, g, BS::kAborted);
     } else if (three && (qs == BS::kPrepared || qs == BS::kFenced)) {
       Set(q, g, BS::kFenced);
-      self.fenced_by_me.insert(q);
+      fenced_by_me.insert(q);
       if (self.state == BS::kPrepared) Set(p, g, BS::kFenced);
       bool all = self.state == BS::kFenced;
-      for (const std::string& x : peers) all = all && self.fenced_by_me.count(x);
+      for (const std::string& x : peers) all = all && fenced_by_me.count(x);
       if (all) Set(p, g, BS::kAborted);
     }
     // 2PC with every peer prepared: stay prepared.
@@ -284,108 +285,36 @@ class World {
 
   void ToParticipant(const Envelope& e) {
     const ParticipantMessage& m = e.msg;
-    const std::string& p = m.to.participant;
-    ParticipantReply r;
-    r.kind = m.kind;
-    r.gtid = m.gtid;
-    r.participant = p;
-    r.branch = m.to.branch;
-    SimBranch* b = FindBranch(p, m.gtid);
-    BS s = b ? b->state : BS::kNone;
-    auto reply = [&](PC code, BS state, Vote vote = Vote::kNone) {
-      r.code = code;
-      r.state = state;
-      r.vote = vote;
-      Envelope back;
-      back.kind = Envelope::Kind::kReply;
-      back.node = e.node;
-      back.reply = r;
-      net_.push_back(back);
-    };
-    switch (m.kind) {
-      case MessageKind::kPrepare:
-        if (s == BS::kNone) return reply(PC::kNotFound, s);
-        if (s == BS::kActive) {
-          int v = Rand(10);
-          if (v == 0) {
-            Set(p, m.gtid, BS::kAborted);
-            return reply(PC::kOk, BS::kAborted, Vote::kNo);
-          }
-          if (v == 1) {
-            b->read_only = true;
-            Set(p, m.gtid, BS::kCommitted);
-            return reply(PC::kOk, BS::kCommitted, Vote::kReadOnly);
-          }
-          b->peers = m.participants;
-          Set(p, m.gtid, BS::kPrepared);
-          return reply(PC::kOk, BS::kPrepared, Vote::kYes);
-        }
-        if (InDoubt(s) || s == BS::kCommitted) {
-          return reply(PC::kOk, s, b->read_only ? Vote::kReadOnly : Vote::kYes);
-        }
-        return reply(PC::kWrongState, s);
-      case MessageKind::kPrecommit:
-        if (s == BS::kPrepared) {
-          Set(p, m.gtid, BS::kPrecommitted);
-          return reply(PC::kOk, BS::kPrecommitted);
-        }
-        if (s == BS::kPrecommitted || s == BS::kCommitted) return reply(PC::kOk, s);
-        if (s == BS::kFenced) return reply(PC::kFenced, s);
-        return reply(PC::kWrongState, s);
-      case MessageKind::kFence:
-        if (s == BS::kPrepared || s == BS::kFenced) {
-          Set(p, m.gtid, BS::kFenced);
-          return reply(PC::kOk, BS::kFenced);
-        }
-        if (s == BS::kPrecommitted) return reply(PC::kPrecommitted, s);
-        return reply(PC::kWrongState, s);
-      case MessageKind::kCommit:
-        if (InDoubt(s)) {
-          Set(p, m.gtid, BS::kCommitted);
-          return reply(PC::kOk, BS::kCommitted);
-        }
-        if (s == BS::kCommitted) return reply(PC::kOk, s);
-        if (s == BS::kNone) return reply(PC::kNotFound, s);
-        return reply(PC::kWrongState, s);
-      case MessageKind::kCommitOnePhase:
-        if (s == BS::kActive) {
-          Set(p, m.gtid, Rand(5) ? BS::kCommitted : BS::kAborted);
-          s = branches_[p][m.gtid].state;
-          return reply(s == BS::kCommitted ? PC::kOk : PC::kSqlError, s);
-        }
-        if (InDoubt(s)) {
-          Set(p, m.gtid, BS::kCommitted);
-          return reply(PC::kOk, BS::kCommitted);
-        }
-        if (s == BS::kCommitted) return reply(PC::kOk, s);
-        return reply(PC::kWrongState, s);
-      case MessageKind::kAbort:
-        if (s == BS::kCommitted) return reply(PC::kWrongState, s);
-        Set(p, m.gtid, BS::kAborted);  // unknown: an ABORTED tombstone (presumed abort)
-        return reply(PC::kOk, BS::kAborted);
-    }
+    ParticipantCore& core = cores_.at(m.to.participant);
+    // The local database's choices for an ACTIVE branch: NO 10%, READ_ONLY 10%; a one-phase
+    // commit fails 20% of the time.
+    LocalChoice choice;
+    int v = Rand(10);
+    choice.vote = v == 0 ? Vote::kNo : v == 1 ? Vote::kReadOnly : Vote::kYes;
+    choice.one_phase_ok = Rand(5) != 0;
+    Envelope back;
+    back.kind = Envelope::Kind::kReply;
+    back.node = e.node;
+    back.reply = core.Handle(m, choice);
+    net_.push_back(std::move(back));
   }
 
-  static bool InDoubt(BS s) {
-    return s == BS::kPrepared || s == BS::kPrecommitted || s == BS::kFenced;
-  }
+  static bool InDoubt(BS s) { return ParticipantCore::InDoubt(s); }
 
   SimBranch* FindBranch(const std::string& p, const std::string& g) {
-    auto it = branches_.find(p);
-    if (it == branches_.end()) return nullptr;
-    auto jt = it->second.find(g);
-    return jt == it->second.end() ? nullptr : &jt->second;
+    auto it = cores_.find(p);
+    return it == cores_.end() ? nullptr : it->second.Find(g);
   }
 
-  void Set(const std::string& p, const std::string& g, BS s) {
-    SimBranch& b = branches_[p][g];
-    if (b.state == s) return;
+  void Set(const std::string& p, const std::string& g, BS s) { cores_.at(p).Set(g, s); }
+
+  void OnBranchChange(const std::string& p, const std::string& g, BS from, BS to) {
     // Durable participant states never leave COMMITTED/ABORTED.
-    if (b.state == BS::kCommitted || b.state == BS::kAborted) {
+    if (ParticipantCore::Final(from)) {
       return Fail("participant " + p + " moved " + g + " out of a final state");
     }
-    Log("  %s %s: %d -> %d", p.c_str(), g.c_str(), static_cast<int>(b.state), static_cast<int>(s));
-    b.state = s;
+    Log("  %s %s: %s -> %s", p.c_str(), g.c_str(), ::verdict::sim::BranchStateName(from),
+        ::verdict::sim::BranchStateName(to));
     Check(g);
   }
 
@@ -443,11 +372,11 @@ class World {
   void Check(const std::string& g) {
     if (!result_.ok) return;
     bool committed = false, aborted = false;
-    for (auto& [p, m] : branches_) {
-      auto it = m.find(g);
-      if (it == m.end() || it->second.read_only) continue;
-      committed |= it->second.state == BS::kCommitted;
-      aborted |= it->second.state == BS::kAborted;
+    for (auto& [p, core] : cores_) {
+      const SimBranch* b = core.Find(g);
+      if (b == nullptr || b->read_only) continue;
+      committed |= b->state == BS::kCommitted;
+      aborted |= b->state == BS::kAborted;
     }
     if (committed && aborted) return Fail("atomicity: " + g + " committed AND aborted");
     GtidLookup l = oracle_.Find(g);
@@ -481,8 +410,13 @@ class World {
         while (nodes_[i].applied < committed_.size()) ApplyOne(i);
       }
       AdvanceTime(50);
-      for (auto& [p, m] : branches_) {
-        for (auto& [g, b] : m) {
+      std::vector<std::pair<std::string, std::string>> all;
+      for (auto& [p, core] : cores_) {
+        for (auto& [g, b] : core.branches()) all.emplace_back(p, g);
+      }
+      for (auto& [p, g] : all) {
+        {
+          const SimBranch& b = *FindBranch(p, g);
           if (b.state == BS::kPrecommitted && b.protocol == Protocol::k3PC && round > 20) {
             Set(p, g, BS::kCommitted);
           } else if (InDoubt(b.state) && round % 5 == 0) {
@@ -494,8 +428,8 @@ class World {
       }
     }
     size_t in_doubt = 0;
-    for (auto& [p, m] : branches_) {
-      for (auto& [g, b] : m) in_doubt += InDoubt(b.state) ? 1 : 0;
+    for (auto& [p, core] : cores_) {
+      for (auto& [g, b] : core.branches()) in_doubt += InDoubt(b.state) ? 1 : 0;
     }
     result_.in_doubt_after_heal = in_doubt;
     if (result_.ok && in_doubt > 0) {
@@ -535,7 +469,9 @@ class World {
   std::vector<std::string> uncommitted_;  // the leader's uncommitted suffix
   TxnTable oracle_;                       // the committed log, applied at once
   std::vector<Envelope> net_;
-  std::map<std::string, std::map<std::string, SimBranch>> branches_;  // participant, gtid
+  std::map<std::string, ParticipantCore> cores_;  // by participant name
+  // 3PC termination: the peers (participant, gtid) has fenced.
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> fenced_by_me_;
   std::map<std::string, ClientTxn> clients_;
   std::map<RequestToken, std::string> client_tokens_;
   std::map<RequestToken, std::pair<std::string, std::string>> inquiry_tokens_;
