@@ -146,10 +146,24 @@ void ProtocolEngine::AnswerFromTable(std::string_view gtid, RequestToken token, 
     return;
   }
   // Unknown: begun by an earlier leader, or by us and finished without a log entry and
-  // forgotten, or never begun. Presumed abort — through the log.
+  // forgotten, or never begun.
+  if (!inquiry) {
+    // A client is told UNKNOWN, and nothing is logged: the transaction can no longer
+    // commit through the log (no leader drives another leadership's gtid to commit), but a
+    // single-branch one may already have committed by one-phase commit, and an empty one
+    // was answered COMMITTED — neither left a log entry. Logging a presumed ABORT here
+    // could contradict them. Prepared branches settle it through their inquiries below.
+    reply(InquiryStatus::kUnknown, ClientOutcome::kUnknown,
+          "not begun by this leader and no decision in the log: it cannot commit any more, "
+          "but a single-branch transaction may have committed by one-phase commit; its "
+          "prepared branches will be aborted when they inquire");
+    return;
+  }
+  // An agent holding a prepared branch asks: presumed abort — through the log. (A prepared
+  // branch means the transaction was not a one-phase commit.)
   ActiveTxn& t = NewUnknown(g);
   if (asker) AddAsker(t, *asker);
-  (inquiry ? t.inquirers : t.waiters).push_back(token);
+  t.inquirers.push_back(token);
   ProposePresumedAbort(t);
 }
 

@@ -194,8 +194,7 @@ void TxnWorkload::OnBeginReply(size_t ci, uint64_t attempt, Status s, const std:
     c.parts.push_back(a.name);
   }
   if (c.parts.size() < 2 && !options_.one_phase) {
-    // One branch would be committed in one phase, none without the log (the same limit);
-    // see TxnOptions::one_phase.
+    // One-phase and empty commits are switched off (TxnOptions::one_phase): abort.
     c.commit = false;
     c.stage = Client::Stage::kDecide;
     ++c.attempt;

@@ -30,12 +30,9 @@ struct TxnOptions {
   Time min_arrival = 5 * kMillis;  // gap between new transactions
   Time max_arrival = 60 * kMillis;
   double three_pc = 0.5;
-  // Single-branch transactions (one-phase commit). Off by default: a client that retries
-  // Commit at a new leader for a one-phase gtid is answered ABORTED by presumed abort (and
-  // an ABORT is logged) although the branch may have committed — a known engine limit
-  // (docs/simulation.md, "Findings"). With it off, a client that could open only one branch
-  // aborts the transaction.
-  bool one_phase = false;
+  // Single-branch transactions (one-phase commit) and clients that commit with no branch
+  // opened (empty commit), both decided without a log entry.
+  bool one_phase = true;
   double client_abort = 0.1;   // the client asks Abort instead of Commit
   double client_vanish = 0.03;  // the client never decides (the deadline cleans up)
   int64_t min_deadline_ms = 300, max_deadline_ms = 3000;

@@ -163,11 +163,35 @@ TEST_F(EngineRecoveryTest, StaleTermGtid_IsNeverCommitted) {
   VoteAs(g, "a", Vote::kYes);
   VoteAs(g, "b", Vote::kYes);
   EXPECT_TRUE(engine_->RegisterBranch(g, "a", "b-a", false).IsNotFound());
+  // The client hears UNKNOWN and nothing is logged: a one-phase or empty commit of the
+  // earlier leadership would have left no entry, and a logged ABORT could contradict it.
   RequestToken c = Commit(g);
+  EXPECT_EQ(PendingCount(), 0u);
+  EXPECT_EQ(ClientAnswer(c)->outcome, ClientOutcome::kUnknown);
+  RequestToken a = Abort(g);
+  EXPECT_EQ(PendingCount(), 0u);
+  EXPECT_EQ(ClientAnswer(a)->outcome, ClientOutcome::kUnknown);
+  // A prepared branch asking is what settles it: ABORT through the log, never COMMIT.
+  RequestToken q = Inquire(g, "a");
   ASSERT_EQ(PendingCount(), 1u);
   EXPECT_EQ(std::get<DecideCmd>(PendingCommands()[0]).outcome, Outcome::kAbort);
   CommitLog();
-  EXPECT_EQ(ClientAnswer(c)->outcome, ClientOutcome::kAborted);
+  EXPECT_EQ(InquiryAnswer(q)->status, InquiryStatus::kAborted);
+  EXPECT_EQ(ClientAnswer(Commit(g))->outcome, ClientOutcome::kAborted);
+}
+
+TEST_F(EngineRecoveryTest, OnePhaseCommit_OfAnEarlierLeadership_IsNeverReportedAborted) {
+  std::string g = BeginWith({"a"});
+  RequestToken c = Commit(g);
+  EXPECT_EQ(CountSent(MK::kCommitOnePhase), 1u);  // no log entry for one-phase
+  Follow(3);
+  EXPECT_EQ(ClientAnswer(c)->outcome, ClientOutcome::kUnknown);
+  Lead(4);
+  // The branch committed on its own; the client retries at the new leader.
+  RequestToken again = Commit(g);
+  EXPECT_EQ(ClientAnswer(again)->outcome, ClientOutcome::kUnknown);
+  EXPECT_EQ(PendingCount(), 0u);  // no ABORT recorded against the committed branch
+  EXPECT_EQ(table_->Find(g).state, GtidState::kUnknown);
 }
 
 TEST_F(EngineRecoveryTest, Inquiry_AppliedCommitAndAbort_AnsweredFromTheTable) {
