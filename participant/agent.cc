@@ -367,11 +367,34 @@ Reply Agent::DecideLocked(Branch& b, bool commit, const char* why) {
   if (was_known) {
     Status s = commit ? rm_.CommitPrepared(b.key) : rm_.RollbackPrepared(b.key);
     if (s.IsNotFound() && commit) {
-      spdlog::warn(
-          "branch {}: the {} database no longer holds it; its commit was applied "
-          "before a restart",
-          Name(b.key), rm_.backend());
-    } else if (!s.ok()) {
+      // Neither prepared nor committed in the database (no commit marker): it was rolled
+      // back behind the agent's back, e.g. an operator's ROLLBACK PREPARED. The decision
+      // is COMMIT, so this is a heuristic hazard (DESIGN §2.4). Nothing is journaled and
+      // the branch stays in doubt, so a terminating peer keeps waiting instead of taking
+      // it for an abort; every retry raises the hazard again.
+      spdlog::critical(
+          "HEURISTIC HAZARD: COMMIT ({}) of branch {} which the agent holds {}, but the {} "
+          "database has neither it prepared nor its commit marker: it was rolled back "
+          "outside Verdict (a manual ROLLBACK PREPARED?): {}",
+          why, Name(b.key), BranchStateName(b.state), rm_.backend(), s.ToString());
+      return Current(b, ReplyCode::kNotFound,
+                     "heuristic hazard: the branch was rolled back in the database "
+                     "outside Verdict: " +
+                         s.message());
+    }
+    if (s.code() == Status::Code::kFailedPrecondition && !commit) {
+      // RollbackPrepared found the commit marker: the branch committed (heuristic hazard).
+      spdlog::critical("HEURISTIC HAZARD: ABORT ({}) of branch {} which committed in the {} "
+                       "database: {}",
+                       why, Name(b.key), rm_.backend(), s.ToString());
+      Status js = Journal(b, BranchState::kCommitted);
+      if (js.ok()) {
+        b.state = BranchState::kCommitted;
+        b.state_since_ms = clock_->NowMs();
+      }
+      return Current(b, ReplyCode::kWrongState, "abort of a committed branch: " + s.message());
+    }
+    if (!s.ok()) {
       return Current(b, ReplyCode::kUnavailable,
                      std::string(commit ? "commit" : "rollback") + " failed: " + s.ToString());
     }
@@ -396,17 +419,51 @@ Reply Agent::DecideLocked(Branch& b, bool commit, const char* why) {
   return Current(b, ReplyCode::kOk);
 }
 
-Reply Agent::Commit(const BranchKey& key, bool one_phase) {
-  BranchPtr b = Find(key);
-  if (b == nullptr) {
-    // Forgotten after its retention period? The database may still prove the commit.
-    if (rm_.CommitPrepared(key).ok()) {
-      return {ReplyCode::kOk, BranchState::kCommitted, "committed earlier"};
-    }
-    spdlog::critical("HEURISTIC HAZARD: COMMIT of unknown branch {}", Name(key));
-    return {ReplyCode::kNotFound, BranchState::kNone, "no record of this branch"};
+Status Agent::RecallLocked(Branch& b) {
+  if (b.state != BranchState::kNone) return Status::OK();
+  bool committed = false;
+  VERDICT_RETURN_IF_ERROR(rm_.CommitEvidence(b.key, &committed));
+  if (committed) {
+    b.state = BranchState::kCommitted;
+    b.state_since_ms = clock_->NowMs();
+    spdlog::info("branch {}: no record in the agent; recalled as COMMITTED from the {} "
+                 "database's commit marker",
+                 Name(b.key), rm_.backend());
   }
+  return Status::OK();
+}
+
+Reply Agent::Commit(const BranchKey& key, bool one_phase) {
+  bool created = false;
+  BranchPtr b = FindOrCreate(key, &created);
   std::lock_guard<std::mutex> l(b->mu);
+  if (b->state == BranchState::kNone) {
+    // Forgotten after its retention period? The database's commit marker proves a commit.
+    Status s = RecallLocked(*b);
+    if (b->state == BranchState::kNone) {
+      if (created) Erase(key);
+      if (!s.ok()) {
+        return Current(*b, ReplyCode::kUnavailable,
+                       "no record of this branch and no answer from the database: " +
+                           s.ToString());
+      }
+      spdlog::critical("HEURISTIC HAZARD: COMMIT of branch {}, of which the agent has no "
+                       "record and the {} database no commit marker",
+                       Name(key), rm_.backend());
+      return Current(*b, ReplyCode::kNotFound, "no record of this branch: heuristic hazard");
+    }
+    return Current(*b, ReplyCode::kOk, "committed earlier (commit marker)");
+  }
+  if (b->state == BranchState::kOutcomeUnknown) {
+    // A one-phase commit the RM could not confirm: its marker, once visible, confirms it.
+    bool committed = false;
+    if (rm_.CommitEvidence(key, &committed).ok() && committed) {
+      b->state = BranchState::kCommitted;
+      b->state_since_ms = clock_->NowMs();
+      spdlog::info("branch {}: one-phase commit confirmed by its commit marker", Name(key));
+      return Current(*b, ReplyCode::kOk);
+    }
+  }
   if (one_phase && b->state == BranchState::kActive) {
     if (clock_->NowMs() >= b->deadline_ms) {
       AbortActiveLocked(*b, "deadline passed before the one-phase commit");
@@ -414,6 +471,11 @@ Reply Agent::Commit(const BranchKey& key, bool one_phase) {
     }
     Status s = rm_.CommitOnePhase(key);
     b->rm_open = false;
+    if (s.ok() && Failpoint("after_one_phase_commit_outcome_lost")) {
+      // Tests: the local COMMIT happened but its outcome is lost, as when the connection
+      // dies during COMMIT and the server cannot be asked in time.
+      s = Status::IOError("failpoint after_one_phase_commit_outcome_lost");
+    }
     if (s.IsIOError() || s.code() == Status::Code::kUnavailable) {
       // The RM could not tell whether COMMIT happened (e.g. the connection died during
       // COMMIT and the server could not be asked): in doubt, never ABORTED (DESIGN §2.4).
@@ -442,6 +504,14 @@ Reply Agent::Abort(const BranchKey& key) {
   bool created = false;
   BranchPtr b = FindOrCreate(key, &created);
   std::lock_guard<std::mutex> l(b->mu);
+  // A forgotten COMMITTED branch must not be tombstoned as ABORTED: recall it first (the
+  // state machine then refuses the abort, a heuristic hazard).
+  Status s = RecallLocked(*b);
+  if (!s.ok()) {
+    if (created) Erase(key);
+    return Current(*b, ReplyCode::kUnavailable,
+                   "no record of this branch and no answer from the database: " + s.ToString());
+  }
   Reply r = DecideLocked(*b, false, "ABORT");
   if (created && b->state == BranchState::kNone) Erase(key);
   return r;
@@ -451,8 +521,23 @@ BranchStatus Agent::GetStatus(const BranchKey& key) {
   BranchStatus st;
   st.key = key;
   BranchPtr b = Find(key);
-  if (b == nullptr) return st;
+  if (b == nullptr) {
+    // No record: forgotten, or never here. Only the database's commit marker can tell a
+    // forgotten COMMITTED branch from a branch that never voted.
+    bool committed = false;
+    st.lookup = rm_.CommitEvidence(key, &committed);
+    if (!st.lookup.ok() || !committed) return st;
+  }
+  bool created = false;
+  if (b == nullptr) b = FindOrCreate(key, &created);
   std::lock_guard<std::mutex> l(b->mu);
+  if (b->state == BranchState::kNone) {
+    st.lookup = RecallLocked(*b);
+    if (b->state == BranchState::kNone) {
+      if (created) Erase(key);
+      return st;
+    }
+  }
   st.state = b->state;
   st.protocol = b->protocol;
   st.participants = b->participants;
@@ -470,8 +555,11 @@ std::vector<BranchStatus> Agent::ListInDoubt() {
   const int64_t now = clock_->NowMs();
   for (const BranchPtr& b : all) {
     std::lock_guard<std::mutex> l(b->mu);
-    if (!BranchStateMachine::InDoubt(b->state)) continue;
-    out.push_back({b->key, b->state, b->protocol, b->participants, now - b->state_since_ms});
+    if (!BranchStateMachine::InDoubt(b->state) && b->state != BranchState::kOutcomeUnknown) {
+      continue;
+    }
+    out.push_back({b->key, b->state, b->protocol, b->participants, now - b->state_since_ms,
+                   Status::OK()});
   }
   return out;
 }

@@ -51,6 +51,10 @@ struct AgentOptions {
   int inquiry_backoff_max_ms = 30000;   // backoff cap between inquiries
   int precommit_timeout_ms = 5000;      // 3PC: PRECOMMITTED with a silent group -> commit
   int decided_retention_ms = 600000;    // decided branches answered from memory this long
+  // Commit markers (the RM's durable commit evidence, which answers for a committed branch
+  // after it is forgotten from memory and journal) are pruned after this long; 0 = never.
+  // 0 or >= decided_retention_ms. Safety assumption: docs/participant.md, "Commit evidence".
+  int64_t commit_evidence_retention_ms = 7LL * 24 * 3600 * 1000;
   int orphan_safety_ms = 60000;         // RM-prepared branch unknown to the journal
   uint64_t journal_compact_bytes = 64ull << 20;
   int tick_ms = 100;  // background Tick() period
@@ -62,6 +66,10 @@ struct BranchStatus {
   Protocol protocol = Protocol::k2PC;
   std::vector<PeerRef> participants;
   int64_t age_ms = 0;
+  // Not OK: the agent has no record of the branch and could not ask the RM for commit
+  // evidence (database unreachable), so `state` (kNone) is NOT an answer; report
+  // UNAVAILABLE, never "no such branch".
+  Status lookup;
 };
 
 struct Reply {
@@ -112,10 +120,18 @@ class Agent {
   Reply Commit(const BranchKey& key, bool one_phase);
   Reply Abort(const BranchKey& key);
   // Cooperative termination: aborts the branch only if it has not voted (ACTIVE, or no
-  // record: an ABORTED tombstone is journaled); otherwise changes nothing and returns
-  // WRONG_STATE with the state (OK if already ABORTED).
+  // record and no commit evidence in the RM: an ABORTED tombstone is journaled); otherwise
+  // changes nothing and returns WRONG_STATE with the state (OK if already ABORTED).
+  //
+  // "No record" is never taken at face value by Commit, Abort, AbortIfUnvoted and
+  // GetStatus: a branch forgotten after decided_retention_ms (and compacted out of the
+  // journal) that COMMITTED is recalled as COMMITTED from the RM's commit evidence
+  // (ResourceManager::CommitEvidence) — a forgotten commit is never mistaken for "never
+  // voted". If the RM cannot be asked, these calls answer UNAVAILABLE.
   Reply AbortIfUnvoted(const BranchKey& key);
   BranchStatus GetStatus(const BranchKey& key);
+  // Branches whose outcome is not known here: PREPARED, PRECOMMITTED, FENCED (voted YES,
+  // undecided) and OUTCOME_UNKNOWN (a one-phase commit the RM could not confirm or deny).
   std::vector<BranchStatus> ListInDoubt();
 
   // One round of timer work (see the file comment). Never blocks on a branch that is busy.
@@ -139,12 +155,17 @@ class Agent {
   // Applies a COMMIT/ABORT decision to an in-doubt (or unknown) branch. b->mu held.
   Reply DecideLocked(Branch& b, bool commit, const char* why);
   Reply AbortActiveLocked(Branch& b, const std::string& why);
+  // If the agent has no record of b (state kNone), asks the RM for commit evidence and,
+  // if the branch committed, recalls it as COMMITTED (in memory; the evidence is durable).
+  // Errors: the RM could not be asked (b stays kNone). b->mu held.
+  Status RecallLocked(Branch& b);
 
   // Tick() helpers.
   void TickBranch(const BranchPtr& b, int64_t now);
   void ResolveInDoubt(const BranchPtr& b, int64_t now);
   void Terminate(const BranchPtr& b);
   void ReconcileOrphans(int64_t now);
+  void MaybePruneEvidence(int64_t now);
   void MaybeCompact();
   void RegisterLoop();
 
@@ -159,6 +180,7 @@ class Agent {
   std::map<BranchKey, BranchPtr> branches_;          // guarded by mu_
   std::map<BranchKey, int64_t> orphans_first_seen_;  // guarded by mu_
   int64_t last_reconcile_ms_ = 0;                    // guarded by mu_
+  int64_t last_prune_ms_ = 0;                        // guarded by mu_
   bool compacting_ = false;                          // guarded by mu_
 
   // Journal appends hold it shared; compaction (Rewrite) holds it exclusively.

@@ -45,6 +45,12 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
        "3PC: a PRECOMMITTED branch whose coordinator group is silent commits after this")
       ("decided-retention-ms", po::value(&a.decided_retention_ms)->default_value(600000),
        "answer for decided branches from memory this long")
+      ("commit-evidence-retention-ms",
+       po::value(&a.commit_evidence_retention_ms)->default_value(7LL * 24 * 3600 * 1000),
+       "prune commit markers (durable evidence of a commit, answering for forgotten "
+       "branches) this long after the commit; 0 = never; else >= --decided-retention-ms")
+      ("journal-compact-bytes", po::value(&a.journal_compact_bytes)->default_value(64ull << 20),
+       "rewrite the branch journal without forgotten branches once it is this large")
       ("orphan-safety-ms", po::value(&a.orphan_safety_ms)->default_value(60000),
        "resolve a database-prepared branch unknown to the journal after this age")
       ("tick-ms", po::value(&a.tick_ms)->default_value(100), "timer period")
@@ -122,6 +128,16 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
                          {"--tick-ms", a.tick_ms},
                          {"--rpc-timeout-ms", f->rpc_timeout_ms}}) {
     if (v <= 0) return Status::InvalidArgument(std::string(flag) + " must be positive");
+  }
+  if (a.commit_evidence_retention_ms < 0 ||
+      (a.commit_evidence_retention_ms > 0 &&
+       a.commit_evidence_retention_ms < a.decided_retention_ms)) {
+    return Status::InvalidArgument(
+        "--commit-evidence-retention-ms must be 0 (never prune) or at least "
+        "--decided-retention-ms");
+  }
+  if (a.journal_compact_bytes == 0) {
+    return Status::InvalidArgument("--journal-compact-bytes must be positive");
   }
   f->sync = !unsafe_no_fsync;
   return Status::OK();

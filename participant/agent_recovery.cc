@@ -25,6 +25,26 @@ void Agent::Tick() {
   for (const BranchPtr& b : all) TickBranch(b, now);
   ReconcileOrphans(now);
   MaybeCompact();
+  MaybePruneEvidence(now);
+}
+
+void Agent::MaybePruneEvidence(int64_t now) {
+  const int64_t retention = options_.commit_evidence_retention_ms;
+  if (retention <= 0) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    const int64_t interval =
+        std::max<int64_t>(1000, std::min<int64_t>(retention / 4, 10 * 60 * 1000));
+    if (last_prune_ms_ != 0 && now - last_prune_ms_ < interval) return;
+    last_prune_ms_ = now;
+  }
+  int64_t pruned = 0;
+  Status s = rm_.PruneCommitEvidence(retention, &pruned);
+  if (!s.ok()) {
+    spdlog::warn("pruning commit markers older than {} ms failed: {}", retention, s.ToString());
+  } else if (pruned > 0) {
+    spdlog::info("pruned {} commit markers older than {} ms", pruned, retention);
+  }
 }
 
 void Agent::StartBackground() {
@@ -94,7 +114,11 @@ void Agent::TickBranch(const BranchPtr& b, int64_t now) {
           now - b->state_since_ms >= options_.decided_retention_ms) {
         std::lock_guard<std::mutex> g(mu_);
         auto it = branches_.find(b->key);
-        if (it != branches_.end() && it->second == b) branches_.erase(it);
+        if (it != branches_.end() && it->second == b) {
+          branches_.erase(it);
+          spdlog::debug("branch {} forgotten after --decided-retention-ms ({})", Name(b->key),
+                        BranchStateName(b->state));
+        }
       }
       return;
   }
@@ -312,6 +336,16 @@ Reply Agent::AbortIfUnvoted(const BranchKey& key) {
   bool created = false;
   BranchPtr b = FindOrCreate(key, &created);
   std::lock_guard<std::mutex> l(b->mu);
+  // No record is not "never voted": a COMMITTED branch forgotten after its retention
+  // period is recalled from the database's commit marker, and refuses (WRONG_STATE,
+  // COMMITTED). Without an answer from the database, refuse to tombstone: UNAVAILABLE
+  // (the terminating peer counts us as unreachable and retries).
+  Status s = RecallLocked(*b);
+  if (!s.ok()) {
+    if (created && b->state == BranchState::kNone) Erase(key);
+    return Current(*b, ReplyCode::kUnavailable,
+                   "no record of this branch and no answer from the database: " + s.ToString());
+  }
   if (b->state == BranchState::kActive || b->state == BranchState::kNone) {
     Reply r = DecideLocked(*b, false, "aborted by a terminating peer before its vote");
     if (created && b->state == BranchState::kNone) Erase(key);

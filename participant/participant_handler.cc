@@ -153,9 +153,16 @@ void ParticipantHandler::GetBranchStatus(rpc::BranchStatusResponse& out,
     return;
   }
   BranchStatus st = agent_.GetStatus(BranchKey{req.gtid, req.branch});
+  out.info = ToThrift(st);
+  if (!st.lookup.ok()) {
+    // No record, and the database could not say whether it committed: not an answer.
+    out.code = rpc::ParticipantCode::UNAVAILABLE;
+    out.message = "no record of this branch and no answer from the database: " +
+                  st.lookup.ToString();
+    return;
+  }
   out.code =
       st.state == BranchState::kNone ? rpc::ParticipantCode::NOT_FOUND : rpc::ParticipantCode::OK;
-  out.info = ToThrift(st);
 }
 
 void ParticipantHandler::ListInDoubt(rpc::ListInDoubtResponse& out) {

@@ -21,6 +21,13 @@
 //          tolerated (the agent logs it and keeps the branch in doubt); CommitPrepared()
 //          returning NotFound for a branch the agent journaled as prepared is taken as
 //          "already committed before a restart" (the decision is unique).
+//   v2 — durable commit evidence: CommitEvidence() and PruneCommitEvidence() added. Both
+//          back ends write a commit marker that becomes durable and visible exactly when
+//          the branch's data commits (SQLite: same local transaction; PostgreSQL: inserted
+//          inside the branch before PREPARE TRANSACTION / COMMIT). CommitPrepared()
+//          returning NotFound now always means "no evidence of a commit" (a heuristic
+//          hazard), also for a branch the agent journaled as prepared: an operator's
+//          manual ROLLBACK PREPARED is no longer mistaken for an earlier commit.
 #pragma once
 
 #include <cstdint>
@@ -196,14 +203,17 @@ class ResourceManager {
                          PrepareResult* result) = 0;
 
   // Commits a prepared branch, from any connection. Idempotent: OK if it is already
-  // committed (SQLite: the marker row (gtid, branch) exists; PostgreSQL: the agent's
-  // journal knows it was prepared and the prepared xact is gone). NotFound if the RM has
-  // no trace of the branch at all (the agent reports a heuristic hazard, DESIGN §2.4).
-  // IOError/Unavailable: not committed yet, retry later (the branch stays prepared).
+  // committed (its commit marker exists, see CommitEvidence). NotFound if the branch is
+  // neither prepared nor committed here — never prepared, rolled back, or rolled back by
+  // hand by an operator (PostgreSQL ROLLBACK PREPARED): the agent reports a heuristic
+  // hazard (DESIGN §2.4). IOError/Unavailable: not committed yet, retry later (the
+  // branch stays prepared).
   virtual Status CommitPrepared(const BranchKey& key) = 0;
 
   // Rolls back a prepared branch, from any connection. Idempotent: OK if it does not exist
-  // (presumed abort). IOError/Unavailable: retry later.
+  // (presumed abort). FailedPrecondition if it is not prepared and its commit marker
+  // exists (it committed: a heuristic hazard, nothing changes). IOError/Unavailable:
+  // retry later.
   virtual Status RollbackPrepared(const BranchKey& key) = 0;
 
   // Rolls back an open, unprepared branch (abort before the vote, idle timeout, SQL
@@ -211,7 +221,8 @@ class ResourceManager {
   virtual Status Rollback(const BranchKey& key) = 0;
 
   // One-phase commit of an open, unprepared branch (single-participant transaction): no
-  // prepare, no journal. OK = committed (and, SQLite, marked). Aborted/Timeout = rolled
+  // prepare, no journal. OK = committed, with its commit marker if it wrote anything (a
+  // branch that wrote nothing leaves no marker: there is nothing to prove). Aborted/Timeout = rolled
   // back, nothing visible. IOError/Unavailable = the outcome is UNKNOWN (e.g. the
   // connection died during COMMIT and the server could not be asked): the agent reports
   // the branch in doubt (UNAVAILABLE, state OUTCOME_UNKNOWN), never ABORTED.
@@ -220,6 +231,20 @@ class ResourceManager {
   // Whether the open branch has written nothing so far (used for status; Prepare decides
   // the READ_ONLY vote itself). NotFound if no such open branch.
   virtual Status IsReadOnly(const BranchKey& key, bool* read_only) = 0;
+
+  // Durable evidence of a commit, which outlives the agent's memory and journal: sets
+  // *committed to true iff the branch's commit marker exists. The marker is written in the
+  // same local transaction as the branch's data, so it exists exactly when that data is
+  // committed: a prepared-but-undecided, rolled-back, never-prepared or read-only branch
+  // has none. After PruneCommitEvidence() removed it, false too (see the pruning rule in
+  // docs/participant.md). Errors (IOError/Unavailable): the answer is unknown — the caller
+  // must not take it for "no evidence".
+  virtual Status CommitEvidence(const BranchKey& key, bool* committed) = 0;
+
+  // Deletes commit markers of branches that committed at least `older_than_ms` ago
+  // (measured from when the RM first saw the commit; never earlier than the commit) and
+  // sets *pruned to how many. Idempotent; may delete in bounded batches (call again).
+  virtual Status PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) = 0;
 
   // Every branch this RM holds prepared right now (see PreparedBranchInfo), for recovery
   // and periodic reconciliation. Sorted by key.

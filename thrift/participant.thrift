@@ -177,14 +177,19 @@ struct BranchInfo {
 }
 
 struct BranchStatusResponse {
-  1: ParticipantCode code,            // OK or NOT_FOUND (state NONE)
+  // OK; NOT_FOUND (state NONE: no record and no commit marker in the database — a
+  // forgotten COMMITTED branch is answered OK/COMMITTED from its marker); UNAVAILABLE (no
+  // record and the database could not be asked: NOT an answer, ask again).
+  1: ParticipantCode code,
   2: BranchInfo info,
   3: string message,
 }
 
 struct ListInDoubtResponse {
   1: ParticipantCode code,
-  2: list<BranchInfo> branches,       // PREPARED, PRECOMMITTED, FENCED branches
+  // Branches whose outcome is not known here: PREPARED, PRECOMMITTED, FENCED (voted YES,
+  // undecided) and OUTCOME_UNKNOWN (a one-phase commit whose local outcome is unknown).
+  2: list<BranchInfo> branches,
 }
 
 service ParticipantService {
@@ -196,13 +201,19 @@ service ParticipantService {
   BranchResponse Precommit(1: BranchRequest request),
   // 3PC: PREPARED -> FENCED (durable before OK). PRECOMMITTED answers code PRECOMMITTED.
   BranchResponse Fence(1: FenceRequest request),
-  // The decision COMMIT (or a one-phase commit). Idempotent.
+  // The decision COMMIT (or a one-phase commit). Idempotent: a branch the agent has
+  // forgotten is answered OK/COMMITTED from its commit marker in the database; without a
+  // record and a marker (or for a prepared branch rolled back outside Verdict, e.g. a
+  // manual ROLLBACK PREPARED) the answer is NOT_FOUND, a heuristic hazard.
   BranchResponse Commit(1: CommitRequest request),
-  // The decision ABORT, or an abort before the vote. Unknown branch: OK (presumed abort).
+  // The decision ABORT, or an abort before the vote. Unknown branch: OK (presumed abort),
+  // unless its commit marker shows it committed (WRONG_STATE, COMMITTED: a hazard).
   BranchResponse Abort(1: BranchRequest request),
   // Cooperative termination (a peer asks): aborts the branch only if it has not voted
-  // (ACTIVE, or no record: an ABORTED tombstone is journaled so it can never vote YES);
-  // otherwise WRONG_STATE with its state, nothing changed. OK if already ABORTED.
+  // (ACTIVE, or no record and no commit marker in the database: an ABORTED tombstone is
+  // journaled so it can never vote YES); otherwise WRONG_STATE with its state (COMMITTED
+  // for a forgotten branch whose marker exists), nothing changed. OK if already ABORTED.
+  // UNAVAILABLE if there is no record and the database cannot be asked.
   BranchResponse AbortIfUnvoted(1: BranchRequest request),
   BranchStatusResponse GetBranchStatus(1: BranchRequest request),
   ListInDoubtResponse ListInDoubt(),

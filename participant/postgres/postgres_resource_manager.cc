@@ -13,6 +13,7 @@
 #include "participant/postgres/gid.h"
 #include "participant/postgres/pg_values.h"
 #include "participant/postgres/placeholder.h"
+#include "participant/postgres/schema.h"
 
 namespace verdict::participant::postgres {
 namespace {
@@ -146,6 +147,37 @@ Status PostgresResourceManager::Start() {
     std::lock_guard<std::mutex> lock(mu_);
     started_ = true;
     database_ = database;
+  }
+  // The commit-marker schema, created only if missing: DDL on an existing table would wait
+  // for the prepared branches that inserted their markers into it (they hold a lock on it
+  // until COMMIT/ROLLBACK PREPARED) — a deadlock at start-up. Two agents starting on one
+  // database may race on CREATE ... IF NOT EXISTS (a unique violation in the catalog): the
+  // second attempt sees it. lock_timeout bounds any wait.
+  for (int attempt = 0;; ++attempt) {
+    std::string sqlstate;
+    PgResultPtr exists;
+    s = ControlExec(
+        "SELECT (to_regclass('verdict.commit_markers') IS NOT NULL AND "
+        "to_regclass('verdict.commit_markers_seen_at') IS NOT NULL)::int",
+        nullptr, &exists, &sqlstate);
+    if (s.ok() && std::string_view(PQgetvalue(exists.get(), 0, 0)) == "1") break;
+    if (s.ok()) {
+      s = ControlExec(std::string("BEGIN; SET LOCAL lock_timeout = '10s'; ") + kSchemaSql +
+                          "; COMMIT",
+                      nullptr, nullptr, &sqlstate);
+    }
+    if (s.ok()) break;
+    if (attempt < 2 && (sqlstate == "23505" || sqlstate == "42P07" || sqlstate == "42P06")) {
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      started_ = false;
+    }
+    return Status::FailedPrecondition(
+        "cannot create the commit-marker table verdict.commit_markers in database '" +
+        database + "' (the agent's role needs CREATE on the database the first time): " +
+        s.ToString());
   }
   std::vector<PreparedBranchInfo> prepared;
   VERDICT_RETURN_IF_ERROR(ListPrepared(&prepared));
@@ -313,7 +345,11 @@ Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
     return s;
   }
   PgResultPtr res;
-  s = conn->Exec("COMMIT", &res);
+  // A branch that wrote commits with its marker, in the same transaction and round trip.
+  s = conn->Exec(has_xid ? "INSERT INTO verdict.commit_markers(gid) VALUES ('" + branch->gid +
+                               "'); COMMIT"
+                         : std::string("COMMIT"),
+                 &res);
   const bool lost = !s.ok() && !conn->healthy();
   const std::string tag = s.ok() ? PQcmdStatus(res.get()) : "";
   CloseBranch(key, branch.get(), /*rollback=*/true);
@@ -327,10 +363,10 @@ Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
       "postgres RM {}: connection lost during one-phase COMMIT of xid {}; asking the "
       "server for the outcome",
       options_.participant_name, xid);
-  return OnePhaseOutcome(xid);
+  return OnePhaseOutcome(xid, branch->gid);
 }
 
-Status PostgresResourceManager::OnePhaseOutcome(const std::string& xid) {
+Status PostgresResourceManager::OnePhaseOutcome(const std::string& xid, const std::string& gid) {
   using Clock = std::chrono::steady_clock;
   const auto deadline =
       Clock::now() + std::chrono::milliseconds(options_.one_phase_outcome_timeout_ms);
@@ -346,7 +382,16 @@ Status PostgresResourceManager::OnePhaseOutcome(const std::string& xid) {
       if (status == "aborted") {
         return Status::Aborted("connection lost during COMMIT; the server rolled back xid " + xid);
       }
-      if (status.empty()) break;  // too old to know
+      if (status.empty()) {
+        // Too old for pg_xact_status: the transaction is over, and its marker tells.
+        bool committed = false;
+        last = MarkerExists(gid, &committed);
+        if (last.ok() && committed) return Status::OK();
+        if (last.ok()) {
+          return Status::Aborted("connection lost during COMMIT; xid " + xid +
+                                 " ended without its commit marker");
+        }
+      }
     }
     if (Clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -4,6 +4,10 @@
 // (participant/postgres/gid.h); CommitPrepared()/RollbackPrepared() run COMMIT PREPARED /
 // ROLLBACK PREPARED from a separate control pool, so phase two never waits behind open
 // branches and works from any connection, after agent and server restarts.
+// Commit evidence: a row in verdict.commit_markers is inserted inside the branch's
+// transaction before PREPARE TRANSACTION (or a one-phase COMMIT), so it is visible exactly
+// when the branch committed; CommitPrepared() of a gid that is gone is OK only if the
+// marker is there (else NotFound: a heuristic hazard, e.g. a manual ROLLBACK PREPARED).
 // See docs/participant-postgres.md.
 //
 // Thread-safety: every method is safe from any thread. Calls naming the same branch are
@@ -40,8 +44,8 @@ struct PostgresOptions {
   // After the connection died during a one-phase COMMIT, keep asking the server what
   // became of the transaction this long before answering "outcome unknown" (IOError).
   int one_phase_outcome_timeout_ms = 10000;
-  // How many decided (committed / rolled back) branch keys to remember, so that a retried
-  // decision is answered exactly (the agent's journal remembers longer).
+  // How many decided (committed / rolled back) branch keys to remember (Begin() refuses
+  // them; the commit marker, not this memory, answers a retried decision).
   size_t remembered_decisions = 100000;
 };
 
@@ -63,6 +67,8 @@ class PostgresResourceManager final : public ResourceManager {
   Status Rollback(const BranchKey& key) override;
   Status CommitOnePhase(const BranchKey& key) override;
   Status IsReadOnly(const BranchKey& key, bool* read_only) override;
+  Status CommitEvidence(const BranchKey& key, bool* committed) override;
+  Status PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) override;
   Status ListPrepared(std::vector<PreparedBranchInfo>* out) override;
   void Stop() override;
 
@@ -97,7 +103,10 @@ class PostgresResourceManager final : public ResourceManager {
   Status AssignedXid(PgConnection* conn, bool* has_xid, std::string* xid);
   // After the connection died during a one-phase COMMIT: asks the server what became of
   // transaction `xid`.
-  Status OnePhaseOutcome(const std::string& xid);
+  Status OnePhaseOutcome(const std::string& xid, const std::string& gid);
+  // Whether the commit marker of `gid` (sql/participant_postgres.sql) is visible, i.e. the
+  // branch committed. Runs on a control connection.
+  Status MarkerExists(const std::string& gid, bool* exists);
   void RememberDecision(const BranchKey& key, Decided decided);
 
   const PostgresOptions options_;

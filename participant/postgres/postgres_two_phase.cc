@@ -91,8 +91,15 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
     }
   }
 
+  // The commit marker rides inside the branch's transaction (sql/participant_postgres.sql):
+  // it becomes visible exactly when COMMIT PREPARED commits the branch, and vanishes with
+  // ROLLBACK PREPARED. One round trip for both statements; a failing INSERT (e.g. the key
+  // already committed once: primary key) stops before the PREPARE and the branch votes NO.
   PgResultPtr res;
-  Status s = conn->Exec("PREPARE TRANSACTION " + QuotedGid(branch->gid), &res);
+  Status s = conn->Exec("INSERT INTO verdict.commit_markers(gid) VALUES (" +
+                            QuotedGid(branch->gid) + "); PREPARE TRANSACTION " +
+                            QuotedGid(branch->gid),
+                        &res);
   if (s.ok() && std::string_view(PQcmdStatus(res.get())) != "PREPARE TRANSACTION") {
     s = Status::Aborted("postgres rolled the branch back at PREPARE (" +
                         std::string(PQcmdStatus(res.get())) + ")");
@@ -141,27 +148,74 @@ Status PostgresResourceManager::CommitPrepared(const BranchKey& key) {
     return Status::Unavailable(s.message() + " (another session is finishing it; retry)");
   }
   if (sqlstate != kSqlStateUndefinedObject) return s;
-  // The gid is not in pg_prepared_xacts: already committed by us, or never prepared.
-  bool known_prepared = false;
-  bool known_rolled_back = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = decided_.find(key);
-    known_prepared =
-        prepared_.count(key) > 0 || (it != decided_.end() && it->second == Decided::kCommitted);
-    known_rolled_back = it != decided_.end() && it->second == Decided::kRolledBack;
-  }
-  if (known_prepared) {
+  // The gid is not in pg_prepared_xacts: committed already (its marker is visible), or
+  // never committed — never prepared, rolled back by us, or rolled back by an operator.
+  bool committed = false;
+  Status m = MarkerExists(gid, &committed);
+  if (!m.ok()) return Status::Unavailable("cannot look up the commit marker: " + m.ToString());
+  if (committed) {
     RememberDecision(key, Decided::kCommitted);
     return Status::OK();
   }
-  spdlog::error(
-      "postgres RM {}: COMMIT of {} but it is not prepared in the server and this "
-      "agent {}: heuristic hazard",
-      options_.participant_name, gid, known_rolled_back ? "rolled it back" : "never prepared it");
-  return Status::NotFound("no prepared transaction " + gid + " and this agent " +
-                          (known_rolled_back ? "rolled it back" : "never prepared it") +
+  std::string why;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = decided_.find(key);
+    why = prepared_.count(key) > 0
+              ? "it was prepared here and is gone without a commit: rolled back outside "
+                "Verdict (a manual ROLLBACK PREPARED?)"
+          : it != decided_.end() && it->second == Decided::kRolledBack
+              ? "this agent rolled it back"
+              : "this agent never prepared it";
+  }
+  spdlog::critical(
+      "postgres RM {}: COMMIT of {} but it is not prepared in the server and has no commit "
+      "marker; {}: heuristic hazard",
+      options_.participant_name, gid, why);
+  return Status::NotFound("no prepared transaction " + gid + " and no commit marker; " + why +
                           ": heuristic hazard");
+}
+
+Status PostgresResourceManager::MarkerExists(const std::string& gid, bool* exists) {
+  PgParams params;
+  BuildParams({SqlValue::Text(gid)}, &params);
+  PgResultPtr res;
+  VERDICT_RETURN_IF_ERROR(ControlExec(
+      "SELECT EXISTS (SELECT 1 FROM verdict.commit_markers WHERE gid = $1)::int", &params, &res,
+      nullptr));
+  *exists = std::string_view(PQgetvalue(res.get(), 0, 0)) == "1";
+  return Status::OK();
+}
+
+Status PostgresResourceManager::CommitEvidence(const BranchKey& key, bool* committed) {
+  VERDICT_RETURN_IF_ERROR(CheckStarted());
+  std::string gid;
+  VERDICT_RETURN_IF_ERROR(MakeGid(options_.participant_name, key, &gid));
+  return MarkerExists(gid, committed);
+}
+
+Status PostgresResourceManager::PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) {
+  VERDICT_RETURN_IF_ERROR(CheckStarted());
+  *pruned = 0;
+  const std::string participant = EncodeGidField(options_.participant_name);
+  PgParams params;
+  BuildParams({SqlValue::Text(participant)}, &params);
+  // 1. Stamp this participant's committed markers that have no stamp yet: the stamp is
+  //    never earlier than the commit (uncommitted rows are invisible here).
+  VERDICT_RETURN_IF_ERROR(ControlExec(
+      "UPDATE verdict.commit_markers SET seen_at = now() "
+      "WHERE seen_at IS NULL AND split_part(gid, ':', 3) = $1",
+      &params, nullptr, nullptr));
+  // 2. Delete those stamped at least older_than_ms ago, in a bounded batch.
+  BuildParams({SqlValue::Text(participant), SqlValue::Integer(older_than_ms)}, &params);
+  PgResultPtr res;
+  VERDICT_RETURN_IF_ERROR(ControlExec(
+      "DELETE FROM verdict.commit_markers WHERE gid IN (SELECT gid FROM verdict.commit_markers "
+      "WHERE seen_at <= now() - $2::float8 * interval '1 millisecond' "
+      "AND split_part(gid, ':', 3) = $1 LIMIT 10000)",
+      &params, &res, nullptr));
+  *pruned = std::strtoll(PQcmdTuples(res.get()), nullptr, 10);
+  return Status::OK();
 }
 
 Status PostgresResourceManager::RollbackPrepared(const BranchKey& key) {
@@ -178,9 +232,11 @@ Status PostgresResourceManager::RollbackPrepared(const BranchKey& key) {
   }
   if (!s.ok() && sqlstate != kSqlStateUndefinedObject) return s;
   if (!s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = decided_.find(key);
-    if (it != decided_.end() && it->second == Decided::kCommitted) {
+    // Not prepared: presumed abort, unless it committed (its marker is visible).
+    bool committed = false;
+    Status m = MarkerExists(gid, &committed);
+    if (!m.ok()) return Status::Unavailable("cannot look up the commit marker: " + m.ToString());
+    if (committed) {
       return Status::FailedPrecondition("branch " + gid + " was already committed");
     }
   }
@@ -204,13 +260,19 @@ Status PostgresResourceManager::Restore(const BranchKey& key, std::string_view p
       "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()", &params,
       &res, nullptr));
   if (PQntuples(res.get()) == 0) {
-    // Not provably lost: a crash after COMMIT/ROLLBACK PREPARED and before the agent
-    // journaled the outcome looks the same. The coordinator's decision is unique, so the
-    // branch already obeyed it; a retried decision is answered from the remembered state.
+    // Resolved after the journal record: a crash after COMMIT/ROLLBACK PREPARED and before
+    // the agent journaled the outcome, or an operator's ROLLBACK PREPARED. The commit
+    // marker tells which way; the retried decision is answered from it (a COMMIT of a
+    // branch without a marker is a heuristic hazard).
+    bool committed = false;
+    VERDICT_RETURN_IF_ERROR(MarkerExists(gid, &committed));
     spdlog::warn(
         "postgres RM {}: journaled prepared branch {} is no longer prepared in the "
-        "server; it was resolved before the restart",
-        options_.participant_name, gid);
+        "server; it {} before the restart",
+        options_.participant_name, gid,
+        committed ? "committed (its commit marker exists)"
+                  : "was rolled back (no commit marker; a COMMIT decision for it will be "
+                    "reported as a heuristic hazard)");
   }
   std::lock_guard<std::mutex> lock(mu_);
   prepared_.insert(key);

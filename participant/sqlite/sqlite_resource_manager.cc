@@ -391,6 +391,42 @@ class SqliteResourceManager : public ResourceManager {
     return Status::OK();
   }
 
+  Status CommitEvidence(const BranchKey& key, bool* committed) override {
+    // A pooled connection: in WAL mode this read never waits for a writer (nor for a
+    // group apply holding apply_mu_).
+    std::unique_ptr<Conn> c;
+    VERDICT_RETURN_IF_ERROR(TakeConn(&c));
+    c->busy_deadline = Clock::now() + std::chrono::milliseconds(options_.apply_busy_timeout_ms);
+    Status s = MarkerExists(c->db, key, committed);
+    GiveConn(std::move(c));
+    return s;
+  }
+
+  Status PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) override {
+    *pruned = 0;
+    std::lock_guard<std::mutex> l(apply_mu_);
+    if (!apply_conn_) return Status::Unavailable("resource manager stopped");
+    sqlite3* db = apply_conn_->db;
+    apply_conn_->busy_deadline =
+        Clock::now() + std::chrono::milliseconds(options_.apply_busy_timeout_ms);
+    sqlite3_stmt* raw = nullptr;
+    sqlite3_prepare_v2(db,
+                       "DELETE FROM verdict_commit_markers WHERE (gtid, branch) IN "
+                       "(SELECT gtid, branch FROM verdict_commit_markers "
+                       "WHERE committed_ms <= ? LIMIT 10000)",
+                       -1, &raw, nullptr);
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(raw, sqlite3_finalize);
+    if (!st) return Status::IOError("marker prune: " + Err(db));
+    sqlite3_bind_int64(st.get(), 1, UnixMs() - older_than_ms);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) {
+      if ((rc & 0xff) == SQLITE_BUSY) return Status::Unavailable("marker prune: " + Err(db));
+      return Status::IOError("marker prune: " + Err(db));
+    }
+    *pruned = sqlite3_changes64(db);
+    return Status::OK();
+  }
+
   Status ListPrepared(std::vector<PreparedBranchInfo>* out) override {
     std::lock_guard<std::mutex> l(mu_);
     out->clear();

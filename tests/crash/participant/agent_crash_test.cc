@@ -3,14 +3,14 @@
 // exactly once, 3PC states hold (DESIGN §4, TESTING §3).
 #include <gtest/gtest.h>
 
-#include "tests/integration/participant/agent_process.h"
+#include "tests/support/agent_process.h"
 #include "tests/unit/participant/test_dirs.h"
 
 namespace verdict::participant {
 namespace {
 
-using testing::AgentProcess;
-using testing::FreePort;
+using test_support::AgentProcess;
+using test_support::FreePort;
 using Code = rpc::ParticipantCode;
 using St = rpc::BranchState;
 

@@ -3,16 +3,16 @@
 // while the coordinator group is unreachable.
 #include <gtest/gtest.h>
 
-#include "tests/integration/participant/agent_process.h"
+#include "tests/support/agent_process.h"
 #include "tests/unit/participant/test_dirs.h"
 
 namespace verdict::participant {
 namespace {
 
-using testing::AgentProcess;
-using testing::FreePort;
-using testing::Int;
-using testing::Text;
+using test_support::AgentProcess;
+using test_support::FreePort;
+using test_support::Int;
+using test_support::Text;
 using Code = rpc::ParticipantCode;
 using St = rpc::BranchState;
 
@@ -20,7 +20,7 @@ std::string Unreachable() { return "127.0.0.1:" + std::to_string(FreePort()); }
 
 TEST(ParticipantFlags, BadFlagsExitNonZeroWithOneLine) {
   testing::TempDir dir;
-  std::string bin = testing::BinDir() + "/verdict-participant";
+  std::string bin = test_support::BinDir() + "/verdict-participant";
   std::vector<std::string> base = {bin,           "--name",      "p1",
                                    "--listen",    "127.0.0.1:1", "--coordinators",
                                    "127.0.0.1:2", "--data-dir",  dir.path()};
@@ -33,18 +33,20 @@ TEST(ParticipantFlags, BadFlagsExitNonZeroWithOneLine) {
       {{"--backend", "postgres"}, "--pg-dsn"},
       {{"--backend", "sqlite", "--sqlite-path", "x", "--bogus"}, "bogus"},
       {{"--backend", "sqlite", "--sqlite-path", "x", "--lock-timeout-ms", "0"}, "lock-timeout"},
+      {{"--backend", "sqlite", "--sqlite-path", "x", "--commit-evidence-retention-ms", "1000"},
+       "commit-evidence-retention"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = base;
     args.insert(args.end(), c.extra.begin(), c.extra.end());
     std::string err;
-    EXPECT_NE(testing::RunToExit(args, &err), 0) << c.expect;
+    EXPECT_NE(test_support::RunToExit(args, &err), 0) << c.expect;
     EXPECT_NE(err.find(c.expect), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   }
   std::string err;
-  EXPECT_NE(testing::RunToExit({bin, "--backend", "sqlite"}, &err), 0);
-  EXPECT_NE(testing::RunToExit(
+  EXPECT_NE(test_support::RunToExit({bin, "--backend", "sqlite"}, &err), 0);
+  EXPECT_NE(test_support::RunToExit(
                 {bin, "--name", "p1", "--listen", "nohostport", "--coordinators", "127.0.0.1:2",
                  "--data-dir", dir.path(), "--backend", "sqlite", "--sqlite-path", "x"},
                 &err),

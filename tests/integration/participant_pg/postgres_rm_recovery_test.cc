@@ -64,9 +64,67 @@ TEST_F(PgRmTest, NewInstance_WithoutRestoreCommitsWhatIsStillPrepared) {
   // Gone from the server and never restored in this instance: the first call already
   // committed it here, so a retry is fine...
   ASSERT_TRUE(rm->CommitPrepared(Key("g")).ok());
-  // ...but a fresh instance with no journal record cannot tell, and says so.
+  // ...and so is one from a fresh instance with no journal record: the commit marker,
+  // written inside the branch before PREPARE TRANSACTION, proves the commit.
   auto rm2 = NewRm();
-  EXPECT_EQ(rm2->CommitPrepared(Key("g")).code(), Code::kNotFound);
+  EXPECT_TRUE(rm2->CommitPrepared(Key("g")).ok());
+  bool committed = false;
+  ASSERT_TRUE(rm2->CommitEvidence(Key("g"), &committed).ok());
+  EXPECT_TRUE(committed);
+  EXPECT_EQ(rm2->RollbackPrepared(Key("g")).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(Balance(1), "101");
+}
+
+// Commit evidence: a marker is visible exactly for committed branches that wrote; a
+// branch prepared here (or restored from the journal) and rolled back by an operator is
+// NotFound on COMMIT (a heuristic hazard), not "already committed"; pruning removes
+// markers only once they are old enough.
+TEST_F(PgRmTest, CommitEvidence_ManualRollbackAndPruning) {
+  auto rm = NewRm();
+  auto evidence = [&](const std::string& g) {
+    bool committed = true;
+    Status s = rm->CommitEvidence(Key(g), &committed);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return committed;
+  };
+  ASSERT_TRUE(BeginTransfer(rm.get(), Key("c"), 1, 1).ok());
+  ASSERT_TRUE(PrepareYes(rm.get(), Key("c")).ok());
+  EXPECT_FALSE(evidence("c"));  // in doubt: the marker is not visible yet
+  ASSERT_TRUE(rm->CommitPrepared(Key("c")).ok());
+  EXPECT_TRUE(evidence("c"));
+  ASSERT_TRUE(BeginTransfer(rm.get(), Key("m"), 2, 1).ok());
+  std::string payload;
+  ASSERT_TRUE(PrepareYes(rm.get(), Key("m"), &payload).ok());
+  Sql("ROLLBACK PREPARED '" + payload + "'");
+  Status s = rm->CommitPrepared(Key("m"));
+  EXPECT_EQ(s.code(), Code::kNotFound) << s.ToString();
+  EXPECT_NE(s.message().find("outside Verdict"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(evidence("m"));
+  EXPECT_TRUE(rm->RollbackPrepared(Key("m")).ok());
+  // One-phase: marked if it wrote, not if it only read.
+  ASSERT_TRUE(BeginTransfer(rm.get(), Key("o"), 2, 5).ok());
+  ASSERT_TRUE(rm->CommitOnePhase(Key("o")).ok());
+  EXPECT_TRUE(evidence("o"));
+  ASSERT_TRUE(rm->Begin(Key("r"), BranchOptions()).ok());
+  ASSERT_TRUE(rm->Execute(Key("r"), "SELECT 1", {}, nullptr).ok());
+  ASSERT_TRUE(rm->CommitOnePhase(Key("r")).ok());
+  EXPECT_FALSE(evidence("r"));
+  // A committed key cannot be prepared again (the marker's primary key): it votes NO.
+  EXPECT_EQ(rm->Begin(Key("c"), BranchOptions()).code(), Code::kFailedPrecondition);
+  auto other = NewRm();
+  ASSERT_TRUE(BeginTransfer(other.get(), Key("c"), 1, 1).ok());
+  PrepareResult pr;
+  EXPECT_FALSE(other->Prepare(Key("c"), {}, &pr).ok());
+  // Pruning: nothing is old enough for an hour; everything stamped is for 0 ms.
+  int64_t pruned = -1;
+  ASSERT_TRUE(rm->PruneCommitEvidence(3600 * 1000, &pruned).ok());
+  EXPECT_EQ(pruned, 0);
+  EXPECT_TRUE(evidence("c"));
+  ASSERT_TRUE(rm->PruneCommitEvidence(0, &pruned).ok());
+  EXPECT_GE(pruned, 2);
+  EXPECT_FALSE(evidence("c"));
+  EXPECT_FALSE(evidence("o"));
+  EXPECT_EQ(Balance(1), "101");
 }
 
 TEST_F(PgRmTest, Restore_BadPayloadAndOpenBranch) {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "participant/agent.h"
 
@@ -85,7 +86,9 @@ class FakePeers : public PeerClient {
   Status GetState(const PeerRef& p, const std::string& gtid, BranchState* st) override {
     Agent* a = Lookup(p.address);
     if (!a) return Status::Unavailable("down");
-    *st = a->GetStatus({gtid, p.branch}).state;
+    BranchStatus status = a->GetStatus({gtid, p.branch});
+    if (!status.lookup.ok()) return Status::Unavailable(status.lookup.ToString());
+    *st = status.state;
     return Status::OK();
   }
   Status Fence(const PeerRef& p, const std::string& gtid, const std::string& fencer,
@@ -104,7 +107,9 @@ class FakePeers : public PeerClient {
   Status AbortIfUnvoted(const PeerRef& p, const std::string& gtid, BranchState* st) override {
     Agent* a = Lookup(p.address);
     if (!a) return Status::Unavailable("down");
-    *st = a->AbortIfUnvoted({gtid, p.branch}).state;
+    Reply r = a->AbortIfUnvoted({gtid, p.branch});
+    if (r.code == ReplyCode::kUnavailable) return Status::Unavailable(r.message);
+    *st = r.state;
     return Status::OK();
   }
   Status Commit(const PeerRef& p, const std::string& gtid) override {
@@ -143,7 +148,10 @@ class FakeResourceManager : public ResourceManager {
     r->vote = prepare_vote_;
     return Status::OK();
   }
-  Status CommitPrepared(const BranchKey&) override { return Status::OK(); }
+  Status CommitPrepared(const BranchKey&) override {
+    std::lock_guard<std::mutex> l(mu_);
+    return commit_prepared_status_;
+  }
   Status RollbackPrepared(const BranchKey&) override { return Status::OK(); }
   Status Rollback(const BranchKey&) override { return Status::OK(); }
   Status CommitOnePhase(const BranchKey&) override {
@@ -155,11 +163,37 @@ class FakeResourceManager : public ResourceManager {
     *read_only = false;
     return Status::OK();
   }
+  Status CommitEvidence(const BranchKey& key, bool* committed) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!evidence_status_.ok()) return evidence_status_;
+    *committed = committed_.count(key) > 0;
+    return Status::OK();
+  }
+  Status PruneCommitEvidence(int64_t, int64_t* pruned) override {
+    *pruned = 0;
+    return Status::OK();
+  }
   Status ListPrepared(std::vector<PreparedBranchInfo>* out) override {
     out->clear();
     return Status::OK();
   }
   void Stop() override {}
+
+  // Every CommitPrepared() returns `s` (NotFound: rolled back behind the agent's back).
+  void SetCommitPreparedStatus(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    commit_prepared_status_ = std::move(s);
+  }
+  // Scripted commit evidence: `key` has a commit marker.
+  void AddCommitEvidence(const BranchKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    committed_.insert(key);
+  }
+  // Every CommitEvidence() fails with `s` (the database cannot be asked) while not OK.
+  void SetEvidenceStatus(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    evidence_status_ = std::move(s);
+  }
 
   void SetOnePhaseStatus(Status s) {
     std::lock_guard<std::mutex> l(mu_);
@@ -175,6 +209,9 @@ class FakeResourceManager : public ResourceManager {
   Status one_phase_status_;                       // guarded by mu_
   PrepareVote prepare_vote_ = PrepareVote::kYes;  // guarded by mu_
   int one_phase_commits_ = 0;                     // guarded by mu_
+  std::set<BranchKey> committed_;                 // guarded by mu_
+  Status evidence_status_;                        // guarded by mu_
+  Status commit_prepared_status_;                 // guarded by mu_
 };
 
 }  // namespace verdict::participant::testing

@@ -399,6 +399,82 @@ TEST(AgentOnePhaseTest, UnknownOutcomeIsReportedInDoubtNeverAborted) {
   }
 }
 
+// An agent over the fake RM, for the commit-evidence cases the real RMs cannot script.
+class FakeRmAgent {
+ public:
+  FakeRmAgent() {
+    EXPECT_TRUE(OpenFileBranchJournal(PosixEnv(), dir.path(), true, &journal).ok());
+    AgentOptions o;
+    o.name = "p1";
+    o.address = "p1:1";
+    agent = std::make_unique<Agent>(o, rm, *journal, coord, peers, &clock);
+    EXPECT_TRUE(agent->Recover().ok());
+  }
+  testing::TempDir dir;
+  testing::FakeResourceManager rm;
+  FakeCoordinator coord;
+  FakePeers peers;
+  FakeClock clock;
+  std::unique_ptr<BranchJournal> journal;
+  std::unique_ptr<Agent> agent;
+};
+
+// ListInDoubt includes OUTCOME_UNKNOWN (its outcome is not known here); a retried COMMIT
+// that finds the commit marker settles it as COMMITTED.
+TEST(AgentOnePhaseTest, OutcomeUnknownIsListedInDoubtAndSettledByTheMarker) {
+  FakeRmAgent f;
+  BranchKey k{"g1", "b"};
+  OpenArgs a;
+  a.key = k;
+  ASSERT_EQ(f.agent->Open(a).code, ReplyCode::kOk);
+  f.rm.SetOnePhaseStatus(Status::IOError("connection lost during COMMIT"));
+  ASSERT_EQ(f.agent->Commit(k, true).state, S::kOutcomeUnknown);
+  std::vector<BranchStatus> in_doubt = f.agent->ListInDoubt();
+  ASSERT_EQ(in_doubt.size(), 1u);
+  EXPECT_EQ(in_doubt[0].key, k);
+  EXPECT_EQ(in_doubt[0].state, S::kOutcomeUnknown);
+  EXPECT_EQ(f.agent->Commit(k, true).code, ReplyCode::kUnavailable);  // no marker yet
+  f.rm.AddCommitEvidence(k);
+  Reply r = f.agent->Commit(k, true);
+  EXPECT_EQ(r.code, ReplyCode::kOk) << r.message;
+  EXPECT_EQ(r.state, S::kCommitted);
+  EXPECT_TRUE(f.agent->ListInDoubt().empty());
+  EXPECT_EQ(f.rm.OnePhaseCommits(), 1);
+}
+
+// No record and the database cannot be asked: never a tombstone, never "no such branch".
+TEST(AgentEvidenceTest, UnreachableDatabaseIsNeverTakenForNoRecord) {
+  FakeRmAgent f;
+  BranchKey k{"g1", "b"};
+  f.rm.SetEvidenceStatus(Status::Unavailable("database down"));
+  Reply r = f.agent->AbortIfUnvoted(k);
+  EXPECT_EQ(r.code, ReplyCode::kUnavailable) << r.message;
+  BranchStatus st = f.agent->GetStatus(k);
+  EXPECT_FALSE(st.lookup.ok());
+  EXPECT_EQ(f.agent->Abort(k).code, ReplyCode::kUnavailable);
+  EXPECT_EQ(f.agent->Commit(k, false).code, ReplyCode::kUnavailable);
+  f.rm.SetEvidenceStatus(Status::OK());
+  EXPECT_EQ(f.agent->GetStatus(k).state, S::kNone);  // no tombstone was written
+  EXPECT_TRUE(f.agent->GetStatus(k).lookup.ok());
+}
+
+// A prepared branch whose database says "neither prepared nor committed" on COMMIT (an
+// operator's manual ROLLBACK PREPARED): heuristic hazard, NOT_FOUND, stays in doubt.
+TEST(AgentEvidenceTest, CommitOfABranchRolledBackBehindTheAgentIsAHazard) {
+  FakeRmAgent f;
+  BranchKey k{"g1", "b"};
+  OpenArgs a;
+  a.key = k;
+  ASSERT_EQ(f.agent->Open(a).code, ReplyCode::kOk);
+  ASSERT_EQ(f.agent->Prepare(k, {{"p1", "p1:1", "b"}}).vote, Vote::kYes);
+  f.rm.SetCommitPreparedStatus(Status::NotFound("no prepared transaction, no marker"));
+  Reply r = f.agent->Commit(k, false);
+  EXPECT_EQ(r.code, ReplyCode::kNotFound) << r.message;
+  EXPECT_EQ(r.state, S::kPrepared);
+  EXPECT_EQ(f.agent->ListInDoubt().size(), 1u);
+  EXPECT_EQ(f.agent->Abort(k).code, ReplyCode::kOk);
+}
+
 TEST(AgentOnePhaseTest, RolledBackByTheRmIsAborted) {
   testing::TempDir dir;
   testing::FakeResourceManager rm;
@@ -418,6 +494,50 @@ TEST(AgentOnePhaseTest, RolledBackByTheRmIsAborted) {
   Reply r = agent.Commit(a.key, true);
   EXPECT_EQ(r.code, ReplyCode::kSqlError);
   EXPECT_EQ(r.state, S::kAborted);
+}
+
+// After --decided-retention-ms a COMMITTED branch is forgotten; the SQLite marker row
+// still proves the commit: a terminating peer's AbortIfUnvoted is refused, the status is
+// COMMITTED, a repeated COMMIT is OK and an ABORT is refused — also after a restart.
+TEST_F(AgentTest, ForgottenCommitted_RecalledFromTheCommitMarker) {
+  PrepareBoth("g1", Protocol::k2PC);
+  ASSERT_EQ(b_->agent().Commit({"g1", "b"}, false).code, ReplyCode::kOk);
+  clock_.Advance(AgentOptions().decided_retention_ms + 1);
+  b_->agent().Tick();
+  for (int round = 0; round < 2; ++round) {
+    Reply r = b_->agent().AbortIfUnvoted({"g1", "b"});
+    EXPECT_EQ(r.code, ReplyCode::kWrongState);
+    EXPECT_EQ(r.state, S::kCommitted);
+    EXPECT_EQ(StateB("g1"), S::kCommitted);
+    EXPECT_EQ(b_->agent().Commit({"g1", "b"}, false).code, ReplyCode::kOk);
+    EXPECT_EQ(b_->agent().Abort({"g1", "b"}).code, ReplyCode::kWrongState);
+    EXPECT_EQ(b_->V(1), 1);
+    clock_.Advance(AgentOptions().decided_retention_ms + 1);
+    b_->agent().Tick();
+  }
+  // A forgotten ABORTED branch has no marker: presumed abort as before.
+  PrepareBoth("g2", Protocol::k2PC, 2);
+  ASSERT_EQ(b_->agent().Abort({"g2", "b"}).code, ReplyCode::kOk);
+  clock_.Advance(AgentOptions().decided_retention_ms + 1);
+  b_->agent().Tick();
+  EXPECT_EQ(StateB("g2"), S::kNone);
+  EXPECT_EQ(b_->agent().Commit({"g2", "b"}, false).code, ReplyCode::kNotFound);
+  EXPECT_EQ(b_->agent().AbortIfUnvoted({"g2", "b"}).state, S::kAborted);
+}
+
+// The bug itself: pb committed and forgot the branch; pa, in doubt with the coordinator
+// group unreachable, terminates cooperatively. Before the fix pb answered "no record",
+// was tombstoned by AbortIfUnvoted and pa aborted; now pa commits.
+TEST_F(AgentTest, Termination_ForgottenCommittedPeerMeansCommit) {
+  PrepareBoth("g1", Protocol::k2PC);
+  ASSERT_EQ(b_->agent().Commit({"g1", "b"}, false).code, ReplyCode::kOk);
+  coord_.SetReachable(false);
+  clock_.Advance(AgentOptions().decided_retention_ms + 1);
+  b_->agent().Tick();  // pb forgets g1
+  a_->agent().Tick();  // pa inquires, nobody answers, asks pb
+  EXPECT_EQ(StateA("g1"), S::kCommitted);
+  EXPECT_EQ(StateB("g1"), S::kCommitted);
+  EXPECT_EQ(a_->V(1), 1);
 }
 
 TEST_F(AgentTest, ExecuteSeqDeduplicates) {

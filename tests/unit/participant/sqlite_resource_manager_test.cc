@@ -262,6 +262,57 @@ TEST_F(SqliteRmTest, CommitPrepared_ConcurrentBranchesGroupCommit) {
   for (int i = 0; i < kBranches; ++i) EXPECT_EQ(Balance(10 + i), 1);
 }
 
+// The commit marker is the durable evidence of a commit: present exactly for committed
+// branches that wrote (two-phase and one-phase), absent for prepared, rolled-back,
+// read-only and unknown ones, still there after a restart, and gone once pruned.
+TEST_F(SqliteRmTest, CommitEvidence_ExactlyTheCommittedBranches) {
+  auto evidence = [&](const BranchKey& k) {
+    bool committed = true;
+    Status s = rm_->CommitEvidence(k, &committed);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return committed;
+  };
+  BranchKey committed{"g1", "b"}, aborted{"g2", "b"}, prepared{"g3", "b"}, one_phase{"g4", "b"},
+      read_only{"g5", "b"};
+  for (const BranchKey& k : {committed, aborted, prepared}) {
+    Begin(k);
+    ASSERT_TRUE(Exec(k, "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                     {SqlValue::Integer(k == prepared ? 2 : 1)})
+                    .ok());
+    PrepareYes(k);
+    if (k == committed) {
+      ASSERT_TRUE(rm_->CommitPrepared(k).ok());
+    } else if (k == aborted) {
+      ASSERT_TRUE(rm_->RollbackPrepared(k).ok());
+    }
+  }
+  Begin(one_phase);
+  ASSERT_TRUE(Exec(one_phase, "UPDATE accounts SET balance = 7 WHERE id = 1").ok());
+  ASSERT_TRUE(rm_->CommitOnePhase(one_phase).ok());
+  Begin(read_only);
+  ASSERT_TRUE(Exec(read_only, "SELECT 1").ok());
+  ASSERT_TRUE(rm_->CommitOnePhase(read_only).ok());
+  EXPECT_TRUE(evidence(committed));
+  EXPECT_TRUE(evidence(one_phase));
+  EXPECT_FALSE(evidence(aborted));
+  EXPECT_FALSE(evidence(prepared));
+  EXPECT_FALSE(evidence(read_only));
+  EXPECT_FALSE(evidence({"never", "b"}));
+  // After a restart the marker still answers.
+  rm_->Stop();
+  rm_ = Make();
+  EXPECT_TRUE(evidence(committed));
+  EXPECT_TRUE(rm_->CommitPrepared(committed).ok());  // idempotent from the marker
+  int64_t pruned = -1;
+  ASSERT_TRUE(rm_->PruneCommitEvidence(3600 * 1000, &pruned).ok());
+  EXPECT_EQ(pruned, 0);  // too young
+  EXPECT_TRUE(evidence(committed));
+  ASSERT_TRUE(rm_->PruneCommitEvidence(0, &pruned).ok());
+  EXPECT_GE(pruned, 2);  // g1, g4 (and the set-up branch)
+  EXPECT_FALSE(evidence(committed));
+  EXPECT_FALSE(evidence(one_phase));
+}
+
 TEST(ChangesetLockKeys, EmptyAndGarbage) {
   std::vector<std::string> keys;
   EXPECT_TRUE(ChangesetLockKeys("", &keys).ok());
