@@ -15,9 +15,12 @@ namespace po = boost::program_options;
 
 namespace {
 
-// Benchmarks that DESIGN §7 names; only "log" exists today.
-const std::vector<std::string> kKnown = {"log", "sqlite_2pc", "sqlite_3pc", "pg_2pc", "raw_2pc"};
-const std::vector<std::string> kBuilt = {"log"};
+// Benchmarks that DESIGN §7 names, plus the participant agent's (issue 3). "agent" is
+// agent_sqlite + agent_pg; "all" is everything built.
+const std::vector<std::string> kKnown = {"all",        "log",        "agent",   "agent_sqlite",
+                                         "agent_pg",   "sqlite_2pc", "sqlite_3pc", "pg_2pc",
+                                         "raw_2pc"};
+const std::vector<std::string> kBuilt = {"all", "log", "agent", "agent_sqlite", "agent_pg"};
 
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
@@ -29,6 +32,27 @@ std::vector<std::string> SplitCommas(const std::string& text) {
   return out;
 }
 
+// Parses a comma-separated list of levels, each in 1..max.
+Status ParseLevels(const char* flag, const std::string& text, int max, std::vector<int>* out) {
+  out->clear();
+  for (const auto& item : SplitCommas(text)) {
+    int c = 0;
+    try {
+      size_t used = 0;
+      c = std::stoi(item, &used);
+      if (used != item.size()) c = 0;
+    } catch (const std::exception&) {
+    }
+    if (c < 1 || c > max) {
+      return Status::InvalidArgument(std::string(flag) + ": '" + item + "' is not in 1.." +
+                                     std::to_string(max));
+    }
+    out->push_back(c);
+  }
+  if (out->empty()) return Status::InvalidArgument(std::string(flag) + " is empty");
+  return Status::OK();
+}
+
 std::string SelfDir() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -38,12 +62,14 @@ std::string SelfDir() {
 }  // namespace
 
 bool BenchOptions::Selected(const std::string& name) const {
-  return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+  auto has = [&](const char* n) { return std::find(only.begin(), only.end(), n) != only.end(); };
+  if (only.empty() || has("all") || has(name.c_str())) return true;
+  return name.rfind("agent_", 0) == 0 && has("agent");
 }
 
 Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::string* usage) {
-  std::string only, concurrency, etcd_load, config;
-  bool no_anchor = false;
+  std::string only, concurrency, agent_clients, etcd_load, config;
+  bool no_anchor = false, no_pg_anchor = false;
   std::optional<double> duration, warmup;
   po::options_description desc(
       "verdict-bench: Verdict's benchmarks; the last stdout line is one JSON object");
@@ -54,11 +80,15 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
      "line wins)")
     ("quick", po::bool_switch(&options->quick),
      "short runs (3 s per level, etcd load m): a few minutes in all")
-    ("only", po::value(&only), "comma-separated benchmarks to run (today: log)")
+    ("only", po::value(&only), "comma-separated benchmarks to run: log, agent (= agent_sqlite,"
+     "agent_pg), agent_sqlite, agent_pg, all (default: all)")
     ("bin-dir", po::value(&options->bin_dir),
-     "directory holding verdict-coordinator (default: this binary's directory)")
+     "directory holding verdict-coordinator and verdict-participant (default: this binary's "
+     "directory)")
     ("concurrency", po::value(&concurrency)->default_value("1,16,64,256"),
      "closed-loop proposer counts, comma-separated")
+    ("agent-clients", po::value(&agent_clients)->default_value("1,8,32"),
+     "agent benchmark: concurrent branches per agent, comma-separated")
     ("duration", po::value<double>(), "measured seconds per level (default 10, --quick 3)")
     ("warmup", po::value<double>(), "unmeasured seconds before each level (default 1, --quick 0.5)")
     ("paced-rate", po::value(&options->paced_rate)->default_value(1000),
@@ -68,11 +98,13 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
     ("proposers-per-call", po::value(&options->proposers_per_call)->default_value(1),
      "closed loop: proposers whose outstanding decisions share one DecideBatch call "
      "(1 = one Decide RPC per decision)")
-    ("no-anchor", po::bool_switch(&no_anchor), "skip the etcd anchor")
+    ("no-anchor", po::bool_switch(&no_anchor), "skip the etcd and pgbench anchors")
+    ("no-pg-anchor", po::bool_switch(&no_pg_anchor), "skip the pgbench anchor only")
     ("etcd-load", po::value(&etcd_load),
      "etcdctl check perf load for the anchor: s, m, l, xl (default l, --quick m)")
     ("keep-data", po::bool_switch(&options->keep_data),
-     "keep the coordinators' temp directory (data, logs) after the run");
+     "keep the temp directories of the coordinators, agents and PostgreSQL server after the "
+     "run");
   // clang-format on
   po::variables_map vm;
   try {
@@ -95,6 +127,7 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
     return Status::OK();
   }
   options->anchor = !no_anchor;
+  options->pg_anchor = !no_anchor && !no_pg_anchor;
   options->duration_s =
       vm.count("duration") ? vm["duration"].as<double>() : (options->quick ? 3.0 : 10.0);
   options->warmup_s = vm.count("warmup") ? vm["warmup"].as<double>() : (options->quick ? 0.5 : 1.0);
@@ -111,21 +144,10 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
                                      "' does not exist yet (its subsystem is not built)");
     }
   }
-  options->concurrency.clear();
-  for (const auto& item : SplitCommas(concurrency)) {
-    int c = 0;
-    try {
-      size_t used = 0;
-      c = std::stoi(item, &used);
-      if (used != item.size()) c = 0;
-    } catch (const std::exception&) {
-    }
-    if (c < 1 || c > 4096) {
-      return Status::InvalidArgument("--concurrency: '" + item + "' is not in 1..4096");
-    }
-    options->concurrency.push_back(c);
-  }
-  if (options->concurrency.empty()) return Status::InvalidArgument("--concurrency is empty");
+  VERDICT_RETURN_IF_ERROR(ParseLevels("--concurrency", concurrency, 4096, &options->concurrency));
+  // Each PostgreSQL agent holds at most 64 branch connections (its pool).
+  VERDICT_RETURN_IF_ERROR(
+      ParseLevels("--agent-clients", agent_clients, 64, &options->agent_clients));
   if (!(options->duration_s > 0)) return Status::InvalidArgument("--duration must be > 0");
   if (!(options->warmup_s >= 0)) return Status::InvalidArgument("--warmup must be >= 0");
   if (!(options->paced_rate > 0)) return Status::InvalidArgument("--paced-rate must be > 0");

@@ -24,8 +24,10 @@ namespace {
 constexpr int kStatusTimeoutMs = 1000;
 constexpr int kScrapeTimeoutMs = 2000;
 
+}  // namespace
+
 // Distinct loopback ports that were free a moment ago: all are bound at once (so that they
-// differ), then released for the nodes to bind.
+// differ), then released for the processes to bind.
 Status PickFreePorts(int n, std::vector<int>* ports) {
   std::vector<int> fds;
   Status status;
@@ -51,8 +53,6 @@ Status PickFreePorts(int n, std::vector<int>* ports) {
   for (int fd : fds) close(fd);
   return status;
 }
-
-}  // namespace
 
 Status CoordinatorCluster::Start() {
   if (!nodes_.empty()) return Status::FailedPrecondition("cluster already started");

@@ -28,6 +28,9 @@ struct NodeReading {
   std::map<std::string, double> metrics;  // empty if the endpoint did not answer
 };
 
+// Distinct loopback ports that were free a moment ago (bound together, then released).
+Status PickFreePorts(int n, std::vector<int>* ports);
+
 class CoordinatorCluster {
  public:
   struct Node {

@@ -8,22 +8,13 @@
 #include <vector>
 
 #include "bench/child_process.h"
+#include "bench/json_writer.h"
 
 namespace verdict::bench {
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// The number after "key": in a flat JSON line; NaN for null or absent.
-double JsonNumber(const std::string& line, const std::string& key) {
-  size_t at = line.find("\"" + key + "\":");
-  if (at == std::string::npos) return kNaN;
-  const char* start = line.c_str() + at + key.size() + 3;
-  char* end = nullptr;
-  double v = std::strtod(start, &end);
-  return end == start ? kNaN : v;
-}
 
 }  // namespace
 
@@ -77,8 +68,8 @@ Status RunEtcdAnchor(const std::string& script, const std::string& load,
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   size_t nl = out.rfind('\n');
   std::string last = nl == std::string::npos ? out : out.substr(nl + 1);
-  result->writes_per_s = JsonNumber(last, "etcd_writes_per_s");
-  result->slowest_s = JsonNumber(last, "slowest_s");
+  result->writes_per_s = FlatJsonNumber(last, "etcd_writes_per_s");
+  result->slowest_s = FlatJsonNumber(last, "slowest_s");
   if (std::isnan(result->writes_per_s)) {
     return Status::Corruption("no etcd_writes_per_s in '" + last + "' (" + child.ExitDescription() +
                               ")");

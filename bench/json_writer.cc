@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
 
 namespace verdict::bench {
 
@@ -86,6 +88,15 @@ JsonObject& JsonObject::Object(std::string_view key, const JsonObject& value) {
   Key(key);
   body_ += value.ToString();
   return *this;
+}
+
+double FlatJsonNumber(const std::string& line, const std::string& key) {
+  const size_t at = line.find("\"" + key + "\":");
+  if (at == std::string::npos) return std::numeric_limits<double>::quiet_NaN();
+  const char* start = line.c_str() + at + key.size() + 3;
+  char* end = nullptr;
+  const double v = std::strtod(start, &end);
+  return end == start ? std::numeric_limits<double>::quiet_NaN() : v;
 }
 
 }  // namespace verdict::bench

@@ -29,4 +29,8 @@ class JsonObject {
 // `text` as a JSON string literal, quotes included.
 std::string JsonQuote(std::string_view text);
 
+// The number after "key": in a flat one-line JSON object (what the anchor scripts print);
+// NaN for null, absent or not a number.
+double FlatJsonNumber(const std::string& line, const std::string& key);
+
 }  // namespace verdict::bench

@@ -1,7 +1,9 @@
-// verdict-bench: Verdict's benchmarks (docs/performance.md). Today: the replicated decision
-// log (3 real coordinator processes on loopback, fsync on), closed-loop at several
-// concurrency levels and open-loop at a paced rate, plus the etcd anchor run on the same
-// machine in the same run. Progress goes to stderr; the last stdout line is one JSON object.
+// verdict-bench: Verdict's benchmarks (docs/performance.md). The replicated decision log
+// (3 real coordinator processes on loopback, fsync on), closed-loop at several concurrency
+// levels and open-loop at a paced rate, plus the etcd anchor run on the same machine in the
+// same run; and the participant agent (real verdict-participant processes over Thrift, on
+// SQLite and on PostgreSQL), with the pgbench two-phase anchor at the same concurrencies.
+// Progress goes to stderr; the last stdout line is one JSON object.
 
 #include <thrift/Thrift.h>
 #include <unistd.h>
@@ -11,9 +13,11 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <map>
 #include <string>
 #include <thread>
 
+#include "bench/agent_section.h"
 #include "bench/bench_options.h"
 #include "bench/child_process.h"
 #include "bench/coordinator_cluster.h"
@@ -29,6 +33,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // The targets the project set for the decision log.
 constexpr double kTargetLogVsEtcd = 10;
 constexpr double kTargetP50Ms = 2;
+// Issue 3: the PostgreSQL agent reaches this fraction of raw pgbench two-phase throughput.
+constexpr double kTargetAgentVsPgbench = 0.7;
 
 template <typename... Args>
 void Progress(const char* format, Args... args) {
@@ -210,7 +216,7 @@ int Main(int argc, char** argv) {
   int anchor_attempts = 0;
   anchor.writes_per_s = kNaN;
   anchor.slowest_s = kNaN;
-  if (options.anchor && !Interrupted()) {
+  if (options.anchor && options.Selected("log") && !Interrupted()) {
     std::string script;
     s = FindEtcdAnchorScript(VERDICT_SOURCE_DIR, &script);
     if (s.ok()) {
@@ -236,6 +242,26 @@ int Main(int argc, char** argv) {
     machine.String("loadavg_after", LoadAverageLine());
   }
   const double ratio = log.best_per_s / anchor.writes_per_s;
+
+  AgentFigures agent;
+  const bool agent_selected = options.Selected("agent_sqlite") || options.Selected("agent_pg");
+  if (agent_selected && !Interrupted()) {
+    AgentSectionOptions agent_options;
+    agent_options.participant_binary = options.bin_dir + "/verdict-participant";
+    agent_options.source_dir = VERDICT_SOURCE_DIR;
+    agent_options.clients = options.agent_clients;
+    agent_options.duration_s = options.duration_s;
+    agent_options.warmup_s = options.warmup_s;
+    agent_options.sqlite = options.Selected("agent_sqlite");
+    agent_options.postgres = options.Selected("agent_pg");
+    agent_options.pg_anchor = options.pg_anchor;
+    agent_options.keep_data = options.keep_data;
+    RunAgentSection(agent_options, &agent);
+    for (const auto& e : agent.errors) {
+      if (error.empty()) error = e;
+    }
+    machine.String("loadavg_after_agent", LoadAverageLine());
+  }
 
   JsonObject out;
   out.String("benchmark", "verdict-bench")
@@ -298,6 +324,39 @@ int Main(int argc, char** argv) {
     targets.Bool("p50_met", log.paced_p50_ms < kTargetP50Ms);
   } else {
     targets.Null("p50_met");
+  }
+  // The participant agent (issue 3): per level K (concurrent branches per agent), branches/s
+  // of the SQLite agent, of the slower of the two PostgreSQL agents, the pgbench two-phase
+  // ceiling at K clients per database, and their ratio.
+  auto level_value = [](const std::map<int, double>& m, int k) {
+    auto it = m.find(k);
+    return it == m.end() ? kNaN : it->second;
+  };
+  bool agent_ratio_met = true, agent_ratio_known = false;
+  for (int k : options.agent_clients) {
+    const std::string suffix = "_" + std::to_string(k);
+    const double pg = level_value(agent.pg_bps, k);
+    const double pgbench = level_value(agent.pgbench_tps, k);
+    const double agent_ratio = pg / pgbench;
+    out.Number("agent_sqlite_bps" + suffix, level_value(agent.sqlite_bps, k))
+        .Number("agent_pg_bps" + suffix, pg)
+        .Number("pgbench_2pc_tps" + suffix, pgbench)
+        .Number("agent_pg_ratio" + suffix, agent_ratio);
+    if (std::isfinite(agent_ratio)) {
+      agent_ratio_known = true;
+      agent_ratio_met = agent_ratio_met && agent_ratio >= kTargetAgentVsPgbench;
+    }
+  }
+  if (agent_selected) {
+    out.Object("agent_sqlite", agent.sqlite_levels)
+        .Object("agent_pg", agent.pg_levels)
+        .Object("pgbench_2pc", agent.pgbench_levels);
+  }
+  targets.Number("agent_pg_vs_pgbench_min", kTargetAgentVsPgbench);
+  if (agent_ratio_known) {
+    targets.Bool("agent_pg_vs_pgbench_met", agent_ratio_met);
+  } else {
+    targets.Null("agent_pg_vs_pgbench_met");
   }
   out.Object("targets", targets).Object("machine", machine);
   out.Number("elapsed_s",

@@ -1,0 +1,191 @@
+#include "bench/branch_client.h"
+
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/protocol/TMultiplexedProtocol.h>
+#include <thrift/transport/TSocket.h>
+
+#include <chrono>
+#include <thread>
+
+#include "bench/decision_client.h"
+#include "participant/rpc_names.h"
+#include "thrift/framed_transport.h"
+
+namespace verdict::bench {
+
+using apache::thrift::TException;
+using apache::thrift::protocol::TBinaryProtocol;
+using apache::thrift::protocol::TMultiplexedProtocol;
+using apache::thrift::transport::TSocket;
+using verdict::rpc::FramedTransport;
+
+namespace {
+
+constexpr char kBranch[] = "b";
+// A Commit answered UNAVAILABLE (database or journal busy) is retried this many times.
+constexpr int kCommitAttempts = 20;
+
+std::string CodeText(const char* step, rpc::ParticipantCode::type code, const std::string& msg) {
+  return std::string(step) + ": code " + std::to_string(static_cast<int>(code)) +
+         (msg.empty() ? "" : " (" + msg + ")");
+}
+
+// True for the codes with which an agent refuses or fails a branch without the bench
+// being wrong: the branch votes NO.
+bool IsNoVote(rpc::ParticipantCode::type code) {
+  return code == rpc::ParticipantCode::SQL_ERROR || code == rpc::ParticipantCode::LOCK_TIMEOUT ||
+         code == rpc::ParticipantCode::UNAVAILABLE || code == rpc::ParticipantCode::WRONG_STATE;
+}
+
+}  // namespace
+
+BranchClient::~BranchClient() { Close(); }
+
+Status BranchClient::Connect(const std::string& address) {
+  Close();
+  address_ = address;
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(address, &host, &port)) {
+    return Status::InvalidArgument("bad address '" + address + "'");
+  }
+  try {
+    auto socket = std::make_shared<TSocket>(host, port);
+    socket->setConnTimeout(timeout_ms_);
+    socket->setSendTimeout(timeout_ms_);
+    socket->setRecvTimeout(timeout_ms_);
+    socket->setNoDelay(true);
+    auto framed = std::make_shared<FramedTransport>(socket);
+    framed->open();
+    auto protocol = std::make_shared<TBinaryProtocol>(framed);
+    auto mux = std::make_shared<TMultiplexedProtocol>(protocol,
+                                                      participant::kParticipantServiceName);
+    client_ = std::make_unique<rpc::ParticipantServiceClient>(mux);
+    transport_ = framed;
+  } catch (const TException& e) {
+    Close();
+    return Status::Unavailable(address + ": " + e.what());
+  }
+  return Status::OK();
+}
+
+void BranchClient::Close() {
+  client_.reset();
+  if (transport_) {
+    try {
+      transport_->close();
+    } catch (const TException&) {
+    }
+    transport_.reset();
+  }
+}
+
+BranchClient::Result BranchClient::RunBranch(const std::string& participant_name,
+                                             const std::string& gtid, const std::string& sql,
+                                             const std::vector<rpc::SqlValue>& params) {
+  Result result;
+  auto t = std::chrono::steady_clock::now();
+  // Records the time since the last step's end as step `i`.
+  auto lap = [&](int i) {
+    const auto now = std::chrono::steady_clock::now();
+    result.step[static_cast<size_t>(i)] = now - t;
+    t = now;
+  };
+  // Ends a branch that will not commit; the agent answers OK whatever its state allows.
+  auto abandon = [&](Outcome outcome, std::string why) {
+    result.outcome = outcome;
+    result.message = std::move(why);
+    rpc::BranchRequest abort;
+    abort.gtid = gtid;
+    abort.branch = kBranch;
+    rpc::BranchResponse ignored;
+    client_->Abort(ignored, abort);
+    return result;
+  };
+  try {
+    rpc::OpenBranchRequest open;
+    open.gtid = gtid;
+    open.branch = kBranch;
+    open.protocol = rpc::Protocol::TWO_PC;
+    rpc::OpenBranchResponse opened;
+    client_->OpenBranch(opened, open);
+    lap(0);
+    if (opened.code != rpc::ParticipantCode::OK) {
+      return abandon(IsNoVote(opened.code) ? Outcome::kVotedNo : Outcome::kRejected,
+                     CodeText("OpenBranch", opened.code, opened.message));
+    }
+
+    rpc::ExecuteRequest execute;
+    execute.gtid = gtid;
+    execute.branch = kBranch;
+    execute.sql = sql;
+    execute.params = params;
+    execute.seq = 1;
+    rpc::ExecuteResponse executed;
+    client_->Execute(executed, execute);
+    lap(1);
+    if (executed.code != rpc::ParticipantCode::OK) {
+      return abandon(IsNoVote(executed.code) ? Outcome::kVotedNo : Outcome::kRejected,
+                     CodeText("Execute", executed.code, executed.message));
+    }
+    if (executed.rows_affected != 1) {
+      return abandon(Outcome::kRejected,
+                     "Execute: " + std::to_string(executed.rows_affected) + " rows affected");
+    }
+
+    rpc::PrepareRequest prepare;
+    prepare.gtid = gtid;
+    prepare.branch = kBranch;
+    rpc::PeerBranch self;
+    self.name = participant_name;
+    self.address = address_;
+    self.branch = kBranch;
+    prepare.participants.push_back(self);
+    rpc::PrepareResponse prepared;
+    client_->Prepare(prepared, prepare);
+    lap(2);
+    if (prepared.code != rpc::ParticipantCode::OK || prepared.vote != rpc::Vote::YES) {
+      const bool no = prepared.code == rpc::ParticipantCode::OK || IsNoVote(prepared.code);
+      return abandon(no ? Outcome::kVotedNo : Outcome::kRejected,
+                     CodeText("Prepare", prepared.code, prepared.message) + ", vote " +
+                         std::to_string(static_cast<int>(prepared.vote)));
+    }
+
+    rpc::CommitRequest commit;
+    commit.gtid = gtid;
+    commit.branch = kBranch;
+    rpc::BranchResponse committed;
+    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
+      client_->Commit(committed, commit);
+      if (committed.code != rpc::ParticipantCode::UNAVAILABLE) break;
+      ++result.commit_retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    lap(3);
+    if (committed.code != rpc::ParticipantCode::OK) {
+      // A prepared branch must not be aborted by the bench: it stays in doubt.
+      result.outcome = Outcome::kRejected;
+      result.message = CodeText("Commit", committed.code, committed.message);
+      return result;
+    }
+  } catch (const TException& e) {
+    Close();
+    result.outcome = Outcome::kTransport;
+    result.message = e.what();
+    return result;
+  }
+  result.outcome = Outcome::kCommitted;
+  return result;
+}
+
+Status BranchClient::ListInDoubt(rpc::ListInDoubtResponse* response) {
+  try {
+    client_->ListInDoubt(*response);
+  } catch (const TException& e) {
+    Close();
+    return Status::Unavailable(address_ + ": " + e.what());
+  }
+  return Status::OK();
+}
+
+}  // namespace verdict::bench

@@ -1,0 +1,65 @@
+#include "bench/pg_anchor.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+#include "bench/child_process.h"
+#include "bench/json_writer.h"
+
+namespace verdict::bench {
+
+Status FindPgAnchorScript(const std::string& source_dir, std::string* path) {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("VERDICT_ANCHORS"); env != nullptr && *env != '\0') {
+    dirs.push_back(env);
+  }
+  if (!source_dir.empty()) dirs.push_back(source_dir + "/../shared/anchors");
+  dirs.push_back("/work/shared/anchors");
+  std::string tried;
+  for (const auto& dir : dirs) {
+    std::string candidate = dir + "/pg-2pc-ceiling.sh";
+    if (access(candidate.c_str(), R_OK) == 0) {
+      *path = candidate;
+      return Status::OK();
+    }
+    tried += " " + candidate;
+  }
+  return Status::NotFound("pg-2pc-ceiling.sh not found; tried" + tried);
+}
+
+Status RunPgAnchor(const std::string& script, int seconds, int clients,
+                   std::chrono::seconds timeout, PgAnchorResult* result) {
+  *result = PgAnchorResult();
+  ChildProcess child;
+  VERDICT_RETURN_IF_ERROR(child.Start(
+      {"/bin/bash", script, std::to_string(seconds), std::to_string(clients)}, "",
+      /*capture_stdout=*/true));
+  std::string out;
+  const bool eof = child.ReadStdoutUntilEof(std::chrono::steady_clock::now() + timeout, &out);
+  // After EOF the script is cleaning up (stopping its server, removing its directory).
+  if (eof) child.WaitExit(std::chrono::milliseconds(30000));
+  child.Stop(std::chrono::milliseconds(5000));
+  if (!eof) {
+    return Interrupted() ? Status::Aborted("interrupted")
+                         : Status::Timeout("pg anchor took longer than " +
+                                           std::to_string(timeout.count()) + " s");
+  }
+  if (child.exit_code() == 2) return Status::NotFound("PostgreSQL server binaries not found");
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  const size_t nl = out.rfind('\n');
+  result->line = nl == std::string::npos ? out : out.substr(nl + 1);
+  result->plain_tps = FlatJsonNumber(result->line, "plain_tps");
+  result->twopc_tps_shard_a = FlatJsonNumber(result->line, "twopc_tps_shard_a");
+  result->twopc_tps_shard_b = FlatJsonNumber(result->line, "twopc_tps_shard_b");
+  result->ceiling_tps = FlatJsonNumber(result->line, "transfer_ceiling_tps");
+  if (std::isnan(result->ceiling_tps)) {
+    return Status::Corruption("no transfer_ceiling_tps in '" + result->line + "' (" +
+                              child.ExitDescription() + ")");
+  }
+  return Status::OK();
+}
+
+}  // namespace verdict::bench
