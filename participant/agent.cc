@@ -82,6 +82,21 @@ Status Agent::Recover() {
     b->state_since_ms = now;
     b->next_inquiry_ms = now + options_.inquiry_after_ms;
     if (BranchStateMachine::InDoubt(r.state)) {
+      // A commit whose COMMITTED record was lost (it is written lazily): the database's
+      // commit marker says so; nothing is left to restore.
+      bool committed = false;
+      Status es = rm_.CommitEvidence(key, &committed);
+      if (!es.ok()) {
+        return Status::Unavailable("cannot read the commit evidence of branch " + Name(key) +
+                                   ": " + es.ToString());
+      }
+      if (committed) {
+        b->state = BranchState::kCommitted;
+        branches_[key] = b;
+        spdlog::info("branch {} is {} in the journal and committed in the {} database",
+                     Name(key), BranchStateName(r.state), rm_.backend());
+        continue;
+      }
       Status rs = rm_.Restore(key, r.rm_payload);
       if (rs.IsNotFound()) {
         // The RM no longer holds it: it was resolved after the journal record was written
@@ -129,7 +144,7 @@ Reply Agent::Current(const Branch& b, ReplyCode code, std::string message) {
   return Reply{code, b.state, std::move(message)};
 }
 
-Status Agent::Journal(const Branch& b, BranchState state) {
+JournalRecord Agent::RecordOf(const Branch& b, BranchState state) {
   JournalRecord r;
   r.key = b.key;
   r.state = state;
@@ -138,8 +153,17 @@ Status Agent::Journal(const Branch& b, BranchState state) {
     r.participants = b.participants;
     r.rm_payload = b.rm_payload;
   }
+  return r;
+}
+
+Status Agent::Journal(const Branch& b, BranchState state) {
   std::shared_lock<std::shared_mutex> gate(journal_gate_);
-  return journal_.Append(r);
+  return journal_.Append(RecordOf(b, state));
+}
+
+Status Agent::JournalLazily(const Branch& b, BranchState state) {
+  std::shared_lock<std::shared_mutex> gate(journal_gate_);
+  return journal_.AppendLazily(RecordOf(b, state));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -401,7 +425,11 @@ Reply Agent::DecideLocked(Branch& b, bool commit, const char* why) {
     if (commit) Failpoint("after_local_commit_before_reply");
   }
   BranchState next = commit ? BranchState::kCommitted : BranchState::kAborted;
-  Status js = Journal(b, next);
+  // A prepared branch's COMMITTED record is not waited for: the database already holds
+  // the commit durably together with its commit marker, from which Recover() restores the
+  // state if the record is lost (one fsync fewer on the commit path). ABORTED records and
+  // tombstones are promises only the journal keeps: they are waited for.
+  Status js = commit && was_known ? JournalLazily(b, next) : Journal(b, next);
   if (!js.ok()) {
     if (!was_known) {
       // The abort tombstone is a promise: without it, refuse.

@@ -151,7 +151,10 @@ class Agent {
   BranchPtr FindOrCreate(const BranchKey& key, bool* created);
   void Erase(const BranchKey& key);
   Reply Current(const Branch& b, ReplyCode code, std::string message = {});
+  static JournalRecord RecordOf(const Branch& b, BranchState state);
   Status Journal(const Branch& b, BranchState state);
+  // The same record, not waited for (BranchJournal::AppendLazily).
+  Status JournalLazily(const Branch& b, BranchState state);
   // Applies a COMMIT/ABORT decision to an in-doubt (or unknown) branch. b->mu held.
   Reply DecideLocked(Branch& b, bool commit, const char* why);
   Reply AbortActiveLocked(Branch& b, const std::string& why);

@@ -72,8 +72,12 @@ class FileBranchJournal : public BranchJournal {
       fn(record);
       pos += journal_format::kHeaderSize + length;
     }
+    const bool created = !env_->FileExists(Path());
     std::unique_lock<std::mutex> l(mu_);
-    return env_->NewAppendableFile(Path(), &file_);
+    VERDICT_RETURN_IF_ERROR(env_->NewAppendableFile(Path(), &file_));
+    // A new file's name must be durable before any record in it is acknowledged.
+    if (created && sync_) VERDICT_RETURN_IF_ERROR(env_->SyncDir(dir_));
+    return Status::OK();
   }
 
   Status Append(const JournalRecord& record) override {
@@ -111,12 +115,26 @@ class FileBranchJournal : public BranchJournal {
     return error_;
   }
 
+  Status AppendLazily(const JournalRecord& record) override {
+    std::string bytes;
+    journal_format::EncodeRecord(record, &bytes);
+    std::unique_lock<std::mutex> l(mu_);
+    if (!error_.ok()) return error_;
+    if (file_ == nullptr) return Status::FailedPrecondition("branch journal not replayed");
+    pending_.append(bytes);  // the next group's leader writes it, in order
+    ++appended_seq_;
+    return Status::OK();
+  }
+
   Status Rewrite(const std::vector<JournalRecord>& live) override {
     std::string data;
     for (const JournalRecord& r : live) journal_format::EncodeRecord(r, &data);
     std::unique_lock<std::mutex> l(mu_);
     while (syncing_) cv_.wait(l);
     if (!error_.ok()) return error_;
+    // `live` is the agent's whole state, lazily appended records included.
+    pending_.clear();
+    synced_seq_ = appended_seq_;
     std::unique_ptr<WritableFile> tmp;
     VERDICT_RETURN_IF_ERROR(env_->NewWritableFile(TempPath(), &tmp));
     VERDICT_RETURN_IF_ERROR(tmp->Append(data));

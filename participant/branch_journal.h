@@ -83,6 +83,12 @@ class BranchJournal {
   // Thread-safe; concurrent callers share one sync.
   virtual Status Append(const JournalRecord& record) = 0;
 
+  // Queues `record` to be written with the next group and returns at once, without waiting
+  // for it to be durable: it may be lost in a crash. Only for records whose loss recovery
+  // repairs from elsewhere (a COMMITTED record after the database holds the commit and its
+  // commit marker: Agent::Recover consults the marker). IOError after a failed write.
+  virtual Status AppendLazily(const JournalRecord& record) = 0;
+
   // Calls `fn` for every valid record in file order. A torn final record (crash during
   // append) is truncated away; a corrupt record before valid data is Corruption (the
   // agent refuses to start). Start-up only, before any Append().

@@ -99,7 +99,9 @@ TEST_F(AgentCrashTest, CrashDuringCommit_RetriedCommitIsIdempotent) {
   EXPECT_ANY_THROW(agent_->Commit("g1", "b"));  // the local commit happened, no reply
   EXPECT_TRUE(agent_->WaitForDeath(5000));
   agent_->Start();
-  EXPECT_EQ(agent_->State("g1", "b"), St::PREPARED);  // the journal had no COMMITTED yet
+  // The journal had no COMMITTED record yet; the commit marker the local commit wrote
+  // tells recovery that the branch committed.
+  EXPECT_EQ(agent_->State("g1", "b"), St::COMMITTED);
   EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
   EXPECT_EQ(agent_->V(1), 7);  // exactly once
   EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);

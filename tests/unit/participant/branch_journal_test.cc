@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/mem_env.h"
 #include "tests/unit/participant/test_dirs.h"
 
 namespace verdict::participant {
@@ -196,6 +197,40 @@ TEST_F(BranchJournalTest, Rewrite_KeepsOnlyLiveRecords) {
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0].key.gtid, "g7");
   EXPECT_EQ(records[1].key.gtid, "g11");
+}
+
+TEST_F(BranchJournalTest, AppendLazily_IsWrittenWithTheNextGroup_OrLostInACrash) {
+  MemEnv env;
+  {
+    std::unique_ptr<BranchJournal> j;
+    ASSERT_TRUE(OpenFileBranchJournal(&env, "/j", true, &j).ok());
+    ReplayAll(j.get());
+    ASSERT_TRUE(j->Append(Prepared("g1", "a")).ok());
+    ASSERT_TRUE(j->Append(Prepared("g2", "b")).ok());
+    uint64_t syncs = env.sync_count();
+    JournalRecord committed;
+    committed.key = {"g1", "b1"};
+    committed.state = BranchState::kCommitted;
+    ASSERT_TRUE(j->AppendLazily(committed).ok());
+    EXPECT_EQ(env.sync_count(), syncs);  // not waited for
+    // The next durable append carries it, in order.
+    JournalRecord fenced;
+    fenced.key = {"g2", "b1"};
+    fenced.state = BranchState::kFenced;
+    ASSERT_TRUE(j->Append(fenced).ok());
+    JournalRecord lost;
+    lost.key = {"g2", "b1"};
+    lost.state = BranchState::kCommitted;
+    ASSERT_TRUE(j->AppendLazily(lost).ok());
+  }
+  env.PowerCut();  // what was not synced is gone
+  std::unique_ptr<BranchJournal> j;
+  ASSERT_TRUE(OpenFileBranchJournal(&env, "/j", true, &j).ok());
+  auto records = ReplayAll(j.get());
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[2].key.gtid, "g1");
+  EXPECT_EQ(records[2].state, BranchState::kCommitted);
+  EXPECT_EQ(records[3].state, BranchState::kFenced);  // the last lazy record was lost
 }
 
 }  // namespace
