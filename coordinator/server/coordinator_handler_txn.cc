@@ -69,6 +69,11 @@ std::string TablePhase(const TxnReport& r) {
   return "unknown";
 }
 
+std::string AddressOf(const TxnReport& r, const std::string& participant) {
+  auto it = r.addresses.find(participant);
+  return it == r.addresses.end() ? "" : it->second;
+}
+
 rpc::TxnInfo ToThrift(const TxnReport& r) {
   rpc::TxnInfo info;
   info.gtid = r.gtid;
@@ -103,6 +108,7 @@ rpc::TxnInfo ToThrift(const TxnReport& r) {
       rpc::BranchDetail d;
       d.participant = b.ref.participant;
       d.branch = b.ref.branch;
+      d.address = AddressOf(r, b.ref.participant);
       d.vote = VoteText(b.vote);
       d.precommit_acked = b.precommit_acked;
       d.fenced = b.fenced;
@@ -122,6 +128,7 @@ rpc::TxnInfo ToThrift(const TxnReport& r) {
         rpc::BranchDetail d;
         d.participant = b.participant;
         d.branch = b.branch;
+        d.address = AddressOf(r, b.participant);
         info.branches.push_back(std::move(d));
       }
     }

@@ -65,6 +65,7 @@ struct TxnReport {
   std::optional<txn::TxnView> view;      // the engine drives it
   txn::GtidState state = txn::GtidState::kUnknown;
   std::optional<txn::TxnRecord> record;  // the applied table record
+  std::map<std::string, std::string> addresses;  // participant -> registered address
 };
 
 // A heuristic hazard this node saw (DESIGN §2.4).

@@ -295,6 +295,17 @@ TxnReport RaftNode::ReportOf(const std::string& gtid, std::optional<txn::TxnView
   txn::GtidLookup l = table_.Find(gtid);
   r.state = l.state;
   if (l.record) r.record = *l.record;
+  auto add_address = [&](const std::string& participant) {
+    if (const txn::ParticipantInfo* p = table_.FindParticipant(participant)) {
+      r.addresses.emplace(participant, p->address);
+    }
+  };
+  if (r.view) {
+    for (const txn::TxnView::Branch& b : r.view->branches) add_address(b.ref.participant);
+  }
+  if (r.record) {
+    for (const txn::BranchRef& b : r.record->participants) add_address(b.participant);
+  }
   return r;
 }
 
