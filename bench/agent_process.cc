@@ -39,7 +39,9 @@ Status AgentProcess::Start(std::chrono::milliseconds timeout) {
                                    "--listen",
                                    address_,
                                    "--coordinators",
-                                   "127.0.0.1:" + std::to_string(ports[1]),
+                                   options_.coordinators.empty()
+                                       ? "127.0.0.1:" + std::to_string(ports[1])
+                                       : options_.coordinators,
                                    "--data-dir",
                                    root_dir_ + "/data",
                                    "--backend",

@@ -21,6 +21,9 @@ struct AgentProcessOptions {
   std::string backend;             // "sqlite" or "postgres"
   std::string sqlite_path;         // --sqlite-path (sqlite)
   std::string pg_dsn;              // --pg-dsn (postgres)
+  // --coordinators; empty: a free port nobody listens on (the agent alone, for the agent
+  // benchmark).
+  std::string coordinators;
   bool keep_data = false;          // leave the temp directory (data, log) after Stop()
 };
 

@@ -14,6 +14,7 @@
 
 #include "bench/agent_benchmark.h"
 #include "bench/agent_process.h"
+#include "bench/bench_fixtures.h"
 #include "bench/branch_client.h"
 #include "bench/child_process.h"
 #include "bench/pg_anchor.h"
@@ -24,10 +25,6 @@ namespace verdict::bench {
 
 namespace {
 
-// The workload of ../shared/anchors/pg-2pc-ceiling.sh: accounts 1..10,000 at 1,000 each;
-// every branch adds 1 to one random account, so 32 clients rarely meet on a row.
-constexpr int kAccounts = 10000;
-constexpr int64_t kInitialBalance = 1000;
 constexpr auto kAgentStartTimeout = std::chrono::seconds(30);
 constexpr auto kAnchorTimeout = std::chrono::seconds(300);
 // The agent levels warm up at least this long: a PostgreSQL agent's branch pool grows to K
@@ -40,87 +37,6 @@ void Progress(const char* format, Args... args) {
   std::fprintf(stderr, "verdict-bench: ");
   std::fprintf(stderr, format, args...);
   std::fprintf(stderr, "\n");
-}
-
-// A directory under /tmp removed (with everything in it) on destruction.
-class TempDir {
- public:
-  TempDir() = default;
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    if (path_.empty()) return;
-    if (keep_) {
-      std::fprintf(stderr, "verdict-bench: kept %s\n", path_.c_str());
-      return;
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  Status Create(const char* prefix, bool keep) {
-    std::string tmpl = std::string("/tmp/") + prefix + ".XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) {
-      return Status::IOError(std::string("mkdtemp: ") + std::strerror(errno));
-    }
-    path_ = tmpl;
-    keep_ = keep;
-    return Status::OK();
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-  bool keep_ = false;
-};
-
-// Runs `sql` on an open SQLite handle.
-Status SqliteExec(sqlite3* db, const std::string& sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : sqlite3_errmsg(db);
-    sqlite3_free(error);
-    return Status::IOError("sqlite: " + message);
-  }
-  return Status::OK();
-}
-
-std::string AccountsRows() {
-  return "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < " +
-         std::to_string(kAccounts) + ") INSERT INTO accounts SELECT i, " +
-         std::to_string(kInitialBalance) + " FROM g";
-}
-
-// Creates the SQLite database the agent will serve: the accounts table, filled.
-Status CreateSqliteAccounts(const std::string& path) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open(path.c_str(), &raw);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
-  if (rc != SQLITE_OK) return Status::IOError("sqlite: cannot open " + path);
-  return SqliteExec(db.get(),
-                    "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL); "
-                    "BEGIN; " +
-                        AccountsRows() + "; COMMIT;");
-}
-
-// The sum of every balance in the SQLite database.
-Status SqliteBalanceSum(const std::string& path, int64_t* sum) {
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close);
-  if (rc != SQLITE_OK) return Status::IOError("sqlite: cannot open " + path);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db.get(), "SELECT sum(balance) FROM accounts", -1, &stmt, nullptr) !=
-      SQLITE_OK) {
-    return Status::IOError(std::string("sqlite: ") + sqlite3_errmsg(db.get()));
-  }
-  Status s = Status::OK();
-  if (sqlite3_step(stmt) == SQLITE_ROW) {
-    *sum = sqlite3_column_int64(stmt, 0);
-  } else {
-    s = Status::IOError(std::string("sqlite: ") + sqlite3_errmsg(db.get()));
-  }
-  sqlite3_finalize(stmt);
-  return s;
 }
 
 // Every committed branch added exactly 1: the sum of the balances must have grown by the

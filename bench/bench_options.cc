@@ -17,10 +17,10 @@ namespace {
 
 // Benchmarks that DESIGN §7 names, plus the participant agent's (issue 3). "agent" is
 // agent_sqlite + agent_pg; "all" is everything built.
-const std::vector<std::string> kKnown = {"all",        "log",        "agent",   "agent_sqlite",
-                                         "agent_pg",   "sqlite_2pc", "sqlite_3pc", "pg_2pc",
-                                         "raw_2pc"};
-const std::vector<std::string> kBuilt = {"all", "log", "agent", "agent_sqlite", "agent_pg"};
+const std::vector<std::string> kKnown = {"all", "log", "agent", "agent_sqlite", "agent_pg",
+                                         "txn", "pg_2pc", "raw_2pc"};
+const std::vector<std::string> kBuilt = {"all",          "log",      "agent",
+                                         "agent_sqlite", "agent_pg", "txn"};
 
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
@@ -68,7 +68,7 @@ bool BenchOptions::Selected(const std::string& name) const {
 }
 
 Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::string* usage) {
-  std::string only, concurrency, agent_clients, etcd_load, config;
+  std::string only, concurrency, agent_clients, txn_clients, etcd_load, config;
   bool no_anchor = false, no_pg_anchor = false;
   std::optional<double> duration, warmup;
   po::options_description desc(
@@ -81,7 +81,7 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
     ("quick", po::bool_switch(&options->quick),
      "short runs (3 s per level, etcd load m): a few minutes in all")
     ("only", po::value(&only), "comma-separated benchmarks to run: log, agent (= agent_sqlite,"
-     "agent_pg), agent_sqlite, agent_pg, all (default: all)")
+     "agent_pg), agent_sqlite, agent_pg, txn (end-to-end 2PC and 3PC), all (default: all)")
     ("bin-dir", po::value(&options->bin_dir),
      "directory holding verdict-coordinator and verdict-participant (default: this binary's "
      "directory)")
@@ -89,6 +89,8 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
      "closed-loop proposer counts, comma-separated")
     ("agent-clients", po::value(&agent_clients)->default_value("1,8,32"),
      "agent benchmark: concurrent branches per agent, comma-separated")
+    ("txn-clients", po::value(&txn_clients)->default_value("1,16,64"),
+     "transaction benchmark: concurrent clients, comma-separated")
     ("duration", po::value<double>(), "measured seconds per level (default 10, --quick 3)")
     ("warmup", po::value<double>(), "unmeasured seconds before each level (default 1, --quick 0.5)")
     ("paced-rate", po::value(&options->paced_rate)->default_value(1000),
@@ -148,6 +150,7 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
   // Each PostgreSQL agent holds at most 64 branch connections (its pool).
   VERDICT_RETURN_IF_ERROR(
       ParseLevels("--agent-clients", agent_clients, 64, &options->agent_clients));
+  VERDICT_RETURN_IF_ERROR(ParseLevels("--txn-clients", txn_clients, 256, &options->txn_clients));
   if (!(options->duration_s > 0)) return Status::InvalidArgument("--duration must be > 0");
   if (!(options->warmup_s >= 0)) return Status::InvalidArgument("--warmup must be >= 0");
   if (!(options->paced_rate > 0)) return Status::InvalidArgument("--paced-rate must be > 0");

@@ -22,10 +22,11 @@ struct BenchOptions {
   bool anchor = true;     // the etcd anchor (with the log benchmark)
   bool pg_anchor = true;  // pg-2pc-ceiling.sh (with the PostgreSQL agent benchmark)
   std::vector<int> agent_clients = {1, 8, 32};  // concurrent branches per agent
+  std::vector<int> txn_clients = {1, 16, 64};   // concurrent 2-branch transactions
   std::string etcd_load = "l";
   bool keep_data = false;
 
-  // True if benchmark `name` ("log", "agent_sqlite", "agent_pg") is selected; "agent"
+  // True if benchmark `name` ("log", "agent_sqlite", "agent_pg", "txn") is selected; "agent"
   // selects both agent back ends, "all" (or no --only) everything.
   bool Selected(const std::string& name) const;
 };

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "bench/agent_section.h"
+#include "bench/txn_section.h"
 #include "bench/bench_options.h"
 #include "bench/child_process.h"
 #include "bench/coordinator_cluster.h"
@@ -263,6 +264,30 @@ int Main(int argc, char** argv) {
     machine.String("loadavg_after_agent", LoadAverageLine());
   }
 
+  TxnFigures txn;
+  if (options.Selected("txn") && !Interrupted()) {
+    TxnSectionOptions txn_options;
+    txn_options.coordinator_binary = options.bin_dir + "/verdict-coordinator";
+    txn_options.participant_binary = options.bin_dir + "/verdict-participant";
+    txn_options.clients = options.txn_clients;
+    txn_options.duration_s = options.duration_s;
+    txn_options.warmup_s = options.warmup_s;
+    txn_options.keep_data = options.keep_data;
+    RunTxnSection(txn_options, &txn);
+    for (const auto& e : txn.errors) {
+      if (error.empty()) error = e;
+    }
+    machine.String("loadavg_after_txn", LoadAverageLine());
+  }
+  // The best committed transactions/s over the levels of one protocol.
+  auto best = [](const std::map<int, double>& levels) {
+    double b = kNaN;
+    for (const auto& [k, v] : levels) {
+      if (!std::isfinite(b) || v > b) b = v;
+    }
+    return b;
+  };
+
   JsonObject out;
   out.String("benchmark", "verdict-bench")
       .Bool("quick", options.quick)
@@ -285,9 +310,10 @@ int Main(int argc, char** argv) {
   // p50/p99 are the open-loop point (the paced rate, 1,000/s by default).
   out.Number("p50_ms", log.paced_p50_ms)
       .Number("p99_ms", log.paced_p99_ms)
-      // Subsystems that do not exist yet (participants, SDK): no figure.
-      .Null("sqlite_2pc_tps")
-      .Null("sqlite_3pc_tps")
+      // End-to-end 2-branch transactions over SQLite agents (the txn section), best level.
+      .Number("sqlite_2pc_tps", best(txn.tps["2pc"]))
+      .Number("sqlite_3pc_tps", best(txn.tps["3pc"]))
+      // Not measured yet: end-to-end over PostgreSQL agents, and its raw anchor.
       .Null("pg_2pc_tps")
       .Null("raw_2pc_tps")
       .Number("etcd_writes_per_s", anchor.writes_per_s)
@@ -347,6 +373,19 @@ int Main(int argc, char** argv) {
       agent_ratio_met = agent_ratio_met && agent_ratio >= kTargetAgentVsPgbench;
     }
   }
+  // Transactions (issue 4): per level, commits/s and latency of 2PC and 3PC, and the
+  // throughput 3PC gives up (1 - 3pc/2pc).
+  for (int k : options.txn_clients) {
+    const std::string suffix = "_" + std::to_string(k);
+    for (const char* p : {"2pc", "3pc"}) {
+      out.Number(std::string("txn_") + p + "_tps" + suffix, level_value(txn.tps[p], k))
+          .Number(std::string("txn_") + p + "_p50_ms" + suffix, level_value(txn.p50_ms[p], k))
+          .Number(std::string("txn_") + p + "_p99_ms" + suffix, level_value(txn.p99_ms[p], k));
+    }
+    out.Number("txn_3pc_overhead" + suffix,
+               1.0 - level_value(txn.tps["3pc"], k) / level_value(txn.tps["2pc"], k));
+  }
+  if (options.Selected("txn")) out.Object("txn", txn.levels);
   if (agent_selected) {
     out.Object("agent_sqlite", agent.sqlite_levels)
         .Object("agent_pg", agent.pg_levels)
