@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "common/panic.h"
 #include "participant/agent_branch.h"
@@ -70,8 +71,21 @@ Status Agent::Recover() {
     }
   });
   if (!s.ok()) return s;
+  // A durable-prepare RM (PostgreSQL) holds every prepared branch by itself; a 2PC
+  // branch's PREPARED record is appended lazily and may have been lost (Prepare()).
+  std::set<BranchKey> in_rm;
+  if (rm_.DurablePrepare()) {
+    std::vector<PreparedBranchInfo> listed;
+    s = rm_.ListPrepared(&listed);
+    if (!s.ok()) {
+      return Status::Unavailable("cannot list the branches the " + std::string(rm_.backend()) +
+                                 " database holds prepared: " + s.ToString());
+    }
+    for (const PreparedBranchInfo& info : listed) in_rm.insert(info.key);
+  }
   const int64_t now = clock_->NowMs();
   int restored = 0;
+  int adopted = 0;
   for (auto& [key, r] : last) {
     auto b = std::make_shared<Branch>();
     b->key = key;
@@ -108,11 +122,63 @@ Status Agent::Recover() {
                                   rs.ToString());
       }
       ++restored;
+    } else if (in_rm.count(key) > 0) {
+      if (r.state == BranchState::kAborted) {
+        // A PREPARE whose undo failed, then voted NO (its ABORTED record is a promise):
+        // roll the leftover back now, or from ReconcileOrphans.
+        Status rs = rm_.RollbackPrepared(key);
+        b->rm_leftover = !rs.ok();
+        b->rm_leftover_since_ms = now;
+        spdlog::warn("branch {} is ABORTED in the journal but prepared in the {} database: "
+                     "rollback {}",
+                     Name(key), rm_.backend(), rs.ToString());
+      } else {
+        spdlog::critical("branch {} is {} in the journal but prepared in the {} database; "
+                         "left alone",
+                         Name(key), BranchStateName(r.state), rm_.backend());
+      }
     }
     branches_[key] = b;
   }
-  spdlog::info("recovered {} branch records, {} in doubt re-established", last.size(), restored);
+  // Prepared in the database, no journal record: adopted as PREPARED, never "no record".
+  for (const BranchKey& key : in_rm) {
+    if (last.count(key) > 0) continue;
+    auto b = std::make_shared<Branch>();
+    b->key = key;
+    AdoptLocked(*b);
+    if (b->state != BranchState::kPrepared) {
+      return Status::Corruption("cannot adopt prepared branch " + Name(key) + " of the " +
+                                std::string(rm_.backend()) + " database");
+    }
+    branches_[key] = b;
+    ++adopted;
+  }
+  spdlog::info("recovered {} branch records, {} in doubt re-established, {} prepared branches "
+               "adopted from the {} database",
+               last.size(), restored, adopted, rm_.backend());
   return Status::OK();
+}
+
+void Agent::AdoptLocked(Branch& b) {
+  // Registers the branch with the RM as prepared (PostgreSQL: checks pg_prepared_xacts).
+  Status rs = rm_.Restore(b.key, "");
+  if (!rs.ok()) {
+    spdlog::error("branch {}: cannot adopt it from the {} database: {}", Name(b.key),
+                  rm_.backend(), rs.ToString());
+    return;
+  }
+  const int64_t now = clock_->NowMs();
+  b.state = BranchState::kPrepared;
+  b.protocol = Protocol::k2PC;  // 3PC PREPARED records are always synced (Prepare())
+  b.participants.clear();       // unknown: no cooperative termination of its own
+  b.rm_payload.clear();
+  b.state_since_ms = now;
+  b.next_inquiry_ms = now + options_.inquiry_after_ms;
+  b.backoff_ms = 0;
+  spdlog::warn("branch {} is prepared in the {} database but has no record in the journal "
+               "(its lazily appended PREPARED record was lost in a crash, or the agent died "
+               "before its vote left): adopted as PREPARED, 2PC, participant list unknown",
+               Name(b.key), rm_.backend());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -294,6 +360,19 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
   Status s = rm_.Prepare(key, names, &pr);
   b->rm_open = false;
   if (!s.ok()) {
+    if (pr.maybe_prepared) {
+      // The database may still hold it prepared and recovery adopts every prepared branch
+      // it finds: make the NO durable first (recovery and ReconcileOrphans then roll the
+      // leftover back), so that it never comes back as a YES-capable PREPARED branch.
+      Status js = Journal(*b, BranchState::kAborted);
+      if (!js.ok()) {
+        VERDICT_PANIC("branch %s: PREPARE failed, the database may still hold it prepared "
+                      "and the NO vote cannot be journaled (%s): stopping before replying",
+                      Name(key).c_str(), js.ToString().c_str());
+      }
+      b->rm_leftover = true;
+      b->rm_leftover_since_ms = now;
+    }
     AbortActiveLocked(*b, "prepare failed: " + s.message());
     out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
     return out;
@@ -316,10 +395,32 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
   }
   b->participants = participants;
   b->rm_payload = std::move(pr.recovery_payload);
+  // The PREPARED record of a 2PC branch whose RM holds the prepare durably by itself
+  // (PostgreSQL) is not waited for: if a crash loses it, Recover() adopts the branch from
+  // the database as PREPARED (docs/participant-postgres.md, "Durability of the vote").
+  // What it would lose is the participant list and the protocol; a 3PC branch needs both
+  // (PRECOMMIT, FENCE, termination among peers), so its record is synced, as is SQLite's,
+  // whose prepare exists only in the journal.
+  const bool lazily = rm_.DurablePrepare() && b->protocol == Protocol::k2PC;
   if (Failpoint("before_prepare_journal")) s = Status::IOError("failpoint");
-  if (s.ok()) s = Journal(*b, BranchState::kPrepared);
+  if (s.ok()) {
+    s = lazily ? JournalLazily(*b, BranchState::kPrepared) : Journal(*b, BranchState::kPrepared);
+  }
   if (!s.ok()) {
-    rm_.RollbackPrepared(key);
+    Status undo = rm_.RollbackPrepared(key);
+    if (!undo.ok() && rm_.DurablePrepare()) {
+      // Prepared in the database and it cannot be undone now: the branch IS prepared (and
+      // recovery adopts it); it must not claim a NO. No vote is given: UNAVAILABLE.
+      b->state = BranchState::kPrepared;
+      b->state_since_ms = now;
+      b->next_inquiry_ms = now + options_.inquiry_after_ms;
+      b->backoff_ms = 0;
+      out.reply = Current(*b, ReplyCode::kUnavailable,
+                          "cannot journal the prepare (" + s.message() +
+                              ") nor undo it in the database (" + undo.message() +
+                              "): prepared, vote withheld");
+      return out;
+    }
     AbortActiveLocked(*b, "cannot make the prepare durable: " + s.message());
     out.reply = Current(*b, ReplyCode::kOk, b->abort_reason);
     return out;
@@ -457,6 +558,20 @@ Status Agent::RecallLocked(Branch& b) {
     spdlog::info("branch {}: no record in the agent; recalled as COMMITTED from the {} "
                  "database's commit marker",
                  Name(b.key), rm_.backend());
+    return Status::OK();
+  }
+  if (rm_.DurablePrepare()) {
+    // Prepared in the database but not in memory (its lazily appended PREPARED record was
+    // lost, or it was prepared by an earlier incarnation): it may have voted YES.
+    bool prepared = false;
+    VERDICT_RETURN_IF_ERROR(rm_.IsPrepared(b.key, &prepared));
+    if (prepared) {
+      AdoptLocked(b);
+      if (b.state == BranchState::kNone) {
+        return Status::Unavailable("branch " + Name(b.key) +
+                                   " is prepared in the database but cannot be adopted");
+      }
+    }
   }
   return Status::OK();
 }
@@ -480,7 +595,10 @@ Reply Agent::Commit(const BranchKey& key, bool one_phase) {
                        Name(key), rm_.backend());
       return Current(*b, ReplyCode::kNotFound, "no record of this branch: heuristic hazard");
     }
-    return Current(*b, ReplyCode::kOk, "committed earlier (commit marker)");
+    if (b->state == BranchState::kCommitted) {
+      return Current(*b, ReplyCode::kOk, "committed earlier (commit marker)");
+    }
+    // Adopted as PREPARED from the database: commit it below.
   }
   if (b->state == BranchState::kOutcomeUnknown) {
     // A one-phase commit the RM could not confirm: its marker, once visible, confirms it.
@@ -550,11 +668,17 @@ BranchStatus Agent::GetStatus(const BranchKey& key) {
   st.key = key;
   BranchPtr b = Find(key);
   if (b == nullptr) {
-    // No record: forgotten, or never here. Only the database's commit marker can tell a
-    // forgotten COMMITTED branch from a branch that never voted.
+    // No record: forgotten, never here, or prepared with its PREPARED record lost. Only
+    // the database can tell: its commit marker, or the branch prepared there.
     bool committed = false;
     st.lookup = rm_.CommitEvidence(key, &committed);
-    if (!st.lookup.ok() || !committed) return st;
+    if (!st.lookup.ok()) return st;
+    bool prepared = false;
+    if (!committed && rm_.DurablePrepare()) {
+      st.lookup = rm_.IsPrepared(key, &prepared);
+      if (!st.lookup.ok()) return st;
+    }
+    if (!committed && !prepared) return st;
   }
   bool created = false;
   if (b == nullptr) b = FindOrCreate(key, &created);

@@ -1,6 +1,8 @@
 // Agent: the participant agent's core, independent of Thrift. It keeps the branch table,
 // runs each call through BranchStateMachine, performs the ResourceManager and journal I/O
-// the rules require (every acknowledged transition journaled and fdatasync'd first), and
+// the rules require (every acknowledged transition journaled and fdatasync'd first, or
+// durable in the database: a prepared branch's COMMITTED, and with a durable-prepare RM a
+// 2PC PREPARED, are appended lazily; Recover() restores them from the database), and
 // on Tick() aborts idle/late ACTIVE branches, inquires about in-doubt ones, runs
 // cooperative termination, commits PRECOMMITTED branches on timeout, reconciles orphan
 // prepared branches of the RM and compacts the journal.
@@ -161,13 +163,22 @@ class Agent {
   // If the agent has no record of b (state kNone), asks the RM for commit evidence and,
   // if the branch committed, recalls it as COMMITTED (in memory; the evidence is durable).
   // Errors: the RM could not be asked (b stays kNone). b->mu held.
+  // With a durable-prepare RM (ResourceManager::DurablePrepare), also adopts a branch the
+  // RM holds prepared as PREPARED (AdoptLocked), so that "no record" is never the answer
+  // for a branch that may have voted YES.
   Status RecallLocked(Branch& b);
+  // Makes b (no record) PREPARED because the RM holds it prepared: its PREPARED record was
+  // appended lazily and lost in a crash, or the agent died before its vote left. 2PC, no
+  // participant list (both were in the lost record). b->mu held (or start-up).
+  void AdoptLocked(Branch& b);
 
   // Tick() helpers.
   void TickBranch(const BranchPtr& b, int64_t now);
   void ResolveInDoubt(const BranchPtr& b, int64_t now);
   void Terminate(const BranchPtr& b);
   void ReconcileOrphans(int64_t now);
+  // Writes and syncs the lazily appended journal records (every tick, and at stop).
+  void FlushJournal();
   void MaybePruneEvidence(int64_t now);
   void MaybeCompact();
   void RegisterLoop();

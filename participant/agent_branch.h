@@ -28,6 +28,10 @@ struct Agent::Branch {
   int64_t next_inquiry_ms = 0;
   int64_t backoff_ms = 0;
   std::string abort_reason;
+  // ABORTED, but the RM may still hold it prepared (a PREPARE whose undo failed): kept in
+  // memory (never forgotten) until ReconcileOrphans rolls the leftover back.
+  bool rm_leftover = false;
+  int64_t rm_leftover_since_ms = 0;  // when rm_leftover was set
   int64_t last_seq = 0;
   ExecuteReply last_execute;
 };

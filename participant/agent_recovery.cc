@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "participant/agent.h"
 #include "participant/agent_branch.h"
+#include "common/failpoint.h"
 
 namespace verdict::participant {
 
@@ -16,6 +18,7 @@ std::string Name(const BranchKey& k) { return k.gtid + ":" + k.branch; }
 }  // namespace
 
 void Agent::Tick() {
+  FlushJournal();
   const int64_t now = clock_->NowMs();
   std::vector<BranchPtr> all;
   {
@@ -26,6 +29,16 @@ void Agent::Tick() {
   ReconcileOrphans(now);
   MaybeCompact();
   MaybePruneEvidence(now);
+}
+
+void Agent::FlushJournal() {
+  // Lazily appended records (COMMITTED of a prepared branch; 2PC PREPARED with a
+  // durable-prepare RM) reach the disk at the latest one tick after they were appended.
+  // Tests: the failpoint keeps them in memory, as if the crash came first.
+  if (Failpoint("skip_lazy_journal_flush")) return;
+  std::shared_lock<std::shared_mutex> gate(journal_gate_);
+  Status s = journal_.Flush();
+  if (!s.ok()) spdlog::error("branch journal flush failed: {}", s.ToString());
 }
 
 void Agent::MaybePruneEvidence(int64_t now) {
@@ -69,8 +82,10 @@ void Agent::StopBackground() {
     stopping_ = true;
   }
   bg_cv_.notify_all();
+  const bool was_running = tick_thread_.joinable();
   if (tick_thread_.joinable()) tick_thread_.join();
   if (register_thread_.joinable()) register_thread_.join();
+  if (was_running) FlushJournal();
 }
 
 void Agent::RegisterLoop() {
@@ -110,7 +125,7 @@ void Agent::TickBranch(const BranchPtr& b, int64_t now) {
       ResolveInDoubt(b, now);
       return;
     case TimeoutAction::kNone:
-      if (BranchStateMachine::Finished(b->state) &&
+      if (BranchStateMachine::Finished(b->state) && !b->rm_leftover &&
           now - b->state_since_ms >= options_.decided_retention_ms) {
         std::lock_guard<std::mutex> g(mu_);
         auto it = branches_.find(b->key);
@@ -260,30 +275,61 @@ void Agent::ReconcileOrphans(int64_t now) {
   }
   std::vector<PreparedBranchInfo> prepared;
   if (!rm_.ListPrepared(&prepared).ok()) return;
-  for (const PreparedBranchInfo& info : prepared) {
+  std::set<BranchKey> listed;
+  for (const PreparedBranchInfo& info : prepared) listed.insert(info.key);
+  {
+    // A leftover that is no longer prepared (rolled back by now): nothing left to finish.
+    // Only one flagged before this listing began can be judged by it.
+    std::vector<BranchPtr> all;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (branches_.count(info.key)) continue;
+      for (auto& [k, b] : branches_) all.push_back(b);
+    }
+    for (const BranchPtr& b : all) {
+      std::unique_lock<std::mutex> l(b->mu, std::try_to_lock);
+      if (l.owns_lock() && b->rm_leftover && b->rm_leftover_since_ms < now &&
+          listed.count(b->key) == 0) {
+        b->rm_leftover = false;
+      }
+    }
+  }
+  for (const PreparedBranchInfo& info : prepared) {
+    BranchPtr known = Find(info.key);
+    if (known != nullptr) {
+      // ABORTED with the database still holding it prepared (a PREPARE whose undo failed;
+      // its NO is journaled): finish the rollback. Everything else is handled by the
+      // branch's own in-doubt logic.
+      std::unique_lock<std::mutex> l(known->mu, std::try_to_lock);
+      if (l.owns_lock() && known->state == BranchState::kAborted) {
+        Status s = rm_.RollbackPrepared(info.key);
+        if (s.ok()) known->rm_leftover = false;
+        spdlog::warn("leftover prepared branch {} of an ABORTED branch rolled back: {}",
+                     Name(info.key), s.ToString());
+      }
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
       auto [it, inserted] = orphans_first_seen_.emplace(info.key, now);
       int64_t age = info.age_seconds >= 0 ? info.age_seconds * 1000 : now - it->second;
       if (age < options_.orphan_safety_ms) continue;
+      orphans_first_seen_.erase(it);
     }
-    InquiryResult r;
-    if (!coordinator_.Inquire(info.key, options_.name, &r).ok()) continue;
-    Status s;
-    if (r == InquiryResult::kCommitted) {
-      s = rm_.CommitPrepared(info.key);
-    } else if (r == InquiryResult::kAborted) {
-      s = rm_.RollbackPrepared(info.key);
-    } else {
+    // Prepared in the database, unknown here (an earlier incarnation's branch): adopt it
+    // as PREPARED (RecallLocked re-checks the database under the branch's lock); its
+    // in-doubt logic then inquires the coordinator. It may have voted YES, so it never
+    // aborts on its own.
+    bool created = false;
+    BranchPtr b = FindOrCreate(info.key, &created);
+    std::lock_guard<std::mutex> l(b->mu);
+    if (b->state != BranchState::kNone) continue;
+    Status s = RecallLocked(*b);
+    if (b->state == BranchState::kNone) {
+      if (created) Erase(info.key);
       continue;
     }
-    spdlog::warn("orphan prepared branch {} resolved ({}): {}", Name(info.key),
-                 InquiryResultName(r), s.ToString());
-    if (s.ok()) {
-      std::lock_guard<std::mutex> l(mu_);
-      orphans_first_seen_.erase(info.key);
-    }
+    spdlog::warn("orphan prepared branch {} adopted as {} ({})", Name(info.key),
+                 BranchStateName(b->state), s.ToString());
   }
 }
 

@@ -87,7 +87,34 @@ class FileBranchJournal : public BranchJournal {
     if (!error_.ok()) return error_;
     if (file_ == nullptr) return Status::FailedPrecondition("branch journal not replayed");
     pending_.append(bytes);
-    const uint64_t my_seq = ++appended_seq_;
+    return WaitDurableLocked(++appended_seq_, l);
+  }
+
+  Status Flush() override {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!error_.ok()) return error_;
+    if (file_ == nullptr) return Status::FailedPrecondition("branch journal not replayed");
+    return WaitDurableLocked(appended_seq_, l);
+  }
+
+  Status AppendLazily(const JournalRecord& record) override {
+    std::string bytes;
+    journal_format::EncodeRecord(record, &bytes);
+    std::unique_lock<std::mutex> l(mu_);
+    if (!error_.ok()) return error_;
+    if (file_ == nullptr) return Status::FailedPrecondition("branch journal not replayed");
+    pending_.append(bytes);  // the next group's leader writes it, in order
+    ++appended_seq_;
+    // Bound the queue (memory, and what a crash can lose): past the limit, write a group.
+    if (pending_.size() > kMaxLazyBytes) return WaitDurableLocked(appended_seq_, l);
+    return Status::OK();
+  }
+
+ private:
+  // Waits until every record up to `seq` is written and synced, leading a group if no one
+  // else is. mu_ held (through `l`).
+  Status WaitDurableLocked(uint64_t seq, std::unique_lock<std::mutex>& l) {
+    const uint64_t my_seq = seq;
     while (synced_seq_ < my_seq) {
       if (syncing_) {
         cv_.wait(l);
@@ -115,17 +142,7 @@ class FileBranchJournal : public BranchJournal {
     return error_;
   }
 
-  Status AppendLazily(const JournalRecord& record) override {
-    std::string bytes;
-    journal_format::EncodeRecord(record, &bytes);
-    std::unique_lock<std::mutex> l(mu_);
-    if (!error_.ok()) return error_;
-    if (file_ == nullptr) return Status::FailedPrecondition("branch journal not replayed");
-    pending_.append(bytes);  // the next group's leader writes it, in order
-    ++appended_seq_;
-    return Status::OK();
-  }
-
+ public:
   Status Rewrite(const std::vector<JournalRecord>& live) override {
     std::string data;
     for (const JournalRecord& r : live) journal_format::EncodeRecord(r, &data);

@@ -4,8 +4,9 @@
 // (ResourceManager::Prepare's recovery_payload). Used by the agent for BOTH back ends.
 //
 // Rule (DESIGN §2.3): Append() returns only once the record is fdatasync'd; the agent
-// acknowledges a transition only after Append() returned OK. Concurrent Append() calls
-// share one fdatasync (group commit).
+// acknowledges a transition only after Append() returned OK, except for the records whose
+// durable fact the database holds (AppendLazily). Concurrent Append() calls share one
+// fdatasync (group commit).
 //
 // Thread-safety: Append() may be called from many threads at once. Open(), Replay() and
 // Rewrite() are called single-threaded (at start-up / by the compaction thread while no
@@ -86,8 +87,18 @@ class BranchJournal {
   // Queues `record` to be written with the next group and returns at once, without waiting
   // for it to be durable: it may be lost in a crash. Only for records whose loss recovery
   // repairs from elsewhere (a COMMITTED record after the database holds the commit and its
-  // commit marker: Agent::Recover consults the marker). IOError after a failed write.
+  // commit marker: Agent::Recover consults the marker; a 2PC PREPARED record of a branch
+  // the database holds prepared by itself: Agent::Recover adopts it from
+  // ResourceManager::ListPrepared). The record is written, in order, by the next group
+  // (any Append() or Flush()); an appender waits for a group only when more than
+  // kMaxLazyBytes are queued. IOError after a failed write.
   virtual Status AppendLazily(const JournalRecord& record) = 0;
+
+  // Writes and fdatasyncs every record appended so far (lazily ones included); returns at
+  // once if there are none. The agent calls it from its timer. Thread-safe.
+  virtual Status Flush() = 0;
+
+  static constexpr size_t kMaxLazyBytes = 1u << 20;
 
   // Calls `fn` for every valid record in file order. A torn final record (crash during
   // append) is truncated away; a corrupt record before valid data is Corruption (the

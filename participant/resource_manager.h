@@ -28,6 +28,12 @@
 //          returning NotFound now always means "no evidence of a commit" (a heuristic
 //          hazard), also for a branch the agent journaled as prepared: an operator's
 //          manual ROLLBACK PREPARED is no longer mistaken for an earlier commit.
+//   v3 — durable prepare: DurablePrepare() and IsPrepared() added, and
+//          PrepareResult::maybe_prepared. An RM whose prepared state is durable by itself
+//          (PostgreSQL) lets the agent append a 2PC branch's PREPARED record without
+//          waiting for its fsync; the agent then re-creates a PREPARED record from
+//          ListPrepared() for every prepared branch its journal lost
+//          (docs/participant-postgres.md, "Durability of the vote").
 #pragma once
 
 #include <cstdint>
@@ -135,9 +141,14 @@ enum class PrepareVote : uint8_t {
 
 struct PrepareResult {
   PrepareVote vote = PrepareVote::kYes;
-  // kYes: opaque bytes the agent journals (fsync'd) BEFORE acknowledging YES and passes
-  // back to Restore() after a restart. May be empty (PostgreSQL).
+  // kYes: opaque bytes the agent journals (fsync'd BEFORE acknowledging YES, unless
+  // DurablePrepare()) and passes back to Restore() after a restart. May be empty.
   std::string recovery_payload;
+  // On error only: the RM could not make sure the branch is NOT left prepared (PostgreSQL:
+  // the connection died during PREPARE TRANSACTION and the undo failed too). The agent
+  // then makes its NO vote durable (an ABORTED record) before replying, so that recovery,
+  // which adopts every prepared branch it finds, rolls this one back instead.
+  bool maybe_prepared = false;
 };
 
 // A branch the RM itself holds prepared (PostgreSQL: a pg_prepared_xacts row with this
@@ -176,7 +187,8 @@ class ResourceManager {
   // resolved after the journal record and before the crash): the agent logs it, keeps the
   // branch in doubt, and treats a later CommitPrepared() NotFound as already done.
   // Corruption if the payload is unusable (the agent refuses to start). Called once per
-  // branch, single-threaded.
+  // branch, single-threaded, at start-up; with DurablePrepare() also at run time, with an
+  // empty payload, for a branch the agent adopts from IsPrepared()/ListPrepared().
   virtual Status Restore(const BranchKey& key, std::string_view payload) = 0;
 
   // Opens a local transaction for a new branch. Precondition: no branch with `key` is
@@ -245,6 +257,21 @@ class ResourceManager {
   // (measured from when the RM first saw the commit; never earlier than the commit) and
   // sets *pruned to how many. Idempotent; may delete in bounded batches (call again).
   virtual Status PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) = 0;
+
+  // True if a successful Prepare() (kYes) is durable in the database by itself, so that the
+  // branch can be found again with ListPrepared() after any crash, whatever the agent's
+  // journal holds (PostgreSQL: PREPARE TRANSACTION is WAL-flushed before it returns).
+  // False if the agent's journal record is the only durable trace (SQLite: the changeset).
+  virtual bool DurablePrepare() const { return false; }
+
+  // Only meaningful when DurablePrepare(): sets *prepared to whether the RM holds `key`
+  // prepared right now (PostgreSQL: its gid is in pg_prepared_xacts). Errors
+  // (IOError/Unavailable): unknown — the caller must not take it for "not prepared".
+  // Default: never prepared outside the agent's journal.
+  virtual Status IsPrepared(const BranchKey& /*key*/, bool* prepared) {
+    *prepared = false;
+    return Status::OK();
+  }
 
   // Every branch this RM holds prepared right now (see PreparedBranchInfo), for recovery
   // and periodic reconciliation. Sorted by key.

@@ -67,7 +67,8 @@ class ThriftCoordinatorClient : public CoordinatorClient {
     for (const std::string& target : Targets()) {
       std::string hint;
       for (int hop = 0; hop < 3; ++hop) {
-        const std::string& where = hint.empty() ? target : hint;
+        // A copy: InquireOne() clears `hint` before it uses `where`.
+        const std::string where = hint.empty() ? target : hint;
         Status s = InquireOne(where, key, participant, result, &hint);
         if (s.ok()) {
           Remember(where);

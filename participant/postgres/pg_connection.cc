@@ -143,6 +143,15 @@ Status PgConnectionPool::Acquire(std::unique_ptr<PgConnection>* out) {
   return Status::OK();
 }
 
+bool PgConnectionPool::TryAcquireIdle(std::unique_ptr<PgConnection>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_.empty()) return false;
+  *out = std::move(idle_.back());
+  idle_.pop_back();
+  (*out)->reused = true;
+  return true;
+}
+
 void PgConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
   if (conn == nullptr) return;
   const bool reusable = conn->healthy() && conn->transaction_status() == PQTRANS_IDLE;

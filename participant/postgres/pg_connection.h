@@ -100,6 +100,9 @@ class PgConnectionPool {
   // exponential backoff (20 ms .. 1 s) for connect_timeout_ms. Unavailable if the server
   // cannot be reached in time or every connection stays lent for acquire_timeout_ms.
   Status Acquire(std::unique_ptr<PgConnection>* out);
+  // Lends an idle connection if there is one, without waiting or connecting; false if
+  // none is idle.
+  bool TryAcquireIdle(std::unique_ptr<PgConnection>* out);
   // Returns a lent connection. A broken one, or one still inside a transaction, is closed.
   void Release(std::unique_ptr<PgConnection> conn);
   // Closes every idle connection (after one of them was found dead: the server restarted

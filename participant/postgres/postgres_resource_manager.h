@@ -70,6 +70,10 @@ class PostgresResourceManager final : public ResourceManager {
   Status CommitEvidence(const BranchKey& key, bool* committed) override;
   Status PruneCommitEvidence(int64_t older_than_ms, int64_t* pruned) override;
   Status ListPrepared(std::vector<PreparedBranchInfo>* out) override;
+  // PREPARE TRANSACTION is WAL-flushed by the server before it returns (whatever
+  // synchronous_commit says), so a prepared branch survives any crash in the server.
+  bool DurablePrepare() const override { return true; }
+  Status IsPrepared(const BranchKey& key, bool* prepared) override;
   void Stop() override;
 
   // Grows whenever a pooled connection was found broken (server restart, network). The
@@ -97,8 +101,12 @@ class PostgresResourceManager final : public ResourceManager {
   // works) and releases its connection. Precondition: branch->mu held, !branch->closed.
   void CloseBranch(const BranchKey& key, OpenBranch* branch, bool rollback);
   // Runs `sql` on a control connection; a stale pooled connection is replaced once.
+  // `borrow_idle_branch` (phase two): an idle branch connection is used first if there is
+  // one — after PREPARE the branch's own connection is usually idle — so that concurrent
+  // COMMIT/ROLLBACK PREPAREDs do not queue for the few control connections; phase two
+  // still never waits for a branch connection.
   Status ControlExec(const std::string& sql, const PgParams* params, PgResultPtr* result,
-                     std::string* sqlstate);
+                     std::string* sqlstate, bool borrow_idle_branch = false);
   // True if the branch's transaction has an xid (it wrote). Sets *xid to it as text.
   Status AssignedXid(PgConnection* conn, bool* has_xid, std::string* xid);
   // After the connection died during a one-phase COMMIT: asks the server what became of

@@ -22,11 +22,16 @@ std::string QuotedGid(const std::string& gid) {
 }  // namespace
 
 Status PostgresResourceManager::ControlExec(const std::string& sql, const PgParams* params,
-                                            PgResultPtr* result, std::string* sqlstate) {
+                                            PgResultPtr* result, std::string* sqlstate,
+                                            bool borrow_idle_branch) {
   Status s;
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<PgConnection> conn;
-    VERDICT_RETURN_IF_ERROR(control_pool_.Acquire(&conn));
+    PgConnectionPool* pool = &branch_pool_;
+    if (!borrow_idle_branch || !branch_pool_.TryAcquireIdle(&conn)) {
+      pool = &control_pool_;
+      VERDICT_RETURN_IF_ERROR(control_pool_.Acquire(&conn));
+    }
     s = params != nullptr ? conn->ExecParams(sql, *params, result, sqlstate)
                           : conn->Exec(sql, result, sqlstate);
     const bool stale = !s.ok() && conn->reused && !conn->healthy();
@@ -35,7 +40,7 @@ Status PostgresResourceManager::ControlExec(const std::string& sql, const PgPara
       control_pool_.DropIdle();
       branch_pool_.DropIdle();
     }
-    control_pool_.Release(std::move(conn));
+    pool->Release(std::move(conn));
     if (!stale) return s;
   }
   return s;
@@ -118,6 +123,7 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
                    undo.ok()                              ? "rolled back"
                    : sqlstate == kSqlStateUndefinedObject ? "nothing was prepared"
                                                           : undo.ToString());
+      result->maybe_prepared = !undo.ok() && sqlstate != kSqlStateUndefinedObject;
     }
     return s;
   }
@@ -139,7 +145,8 @@ Status PostgresResourceManager::CommitPrepared(const BranchKey& key) {
     return Status::FailedPrecondition("branch " + gid + " is open and not prepared");
   }
   std::string sqlstate;
-  Status s = ControlExec("COMMIT PREPARED " + QuotedGid(gid), nullptr, nullptr, &sqlstate);
+  Status s = ControlExec("COMMIT PREPARED " + QuotedGid(gid), nullptr, nullptr, &sqlstate,
+                         /*borrow_idle_branch=*/true);
   if (s.ok()) {
     RememberDecision(key, Decided::kCommitted);
     return s;
@@ -226,7 +233,8 @@ Status PostgresResourceManager::RollbackPrepared(const BranchKey& key) {
     return Status::FailedPrecondition("branch " + gid + " is open and not prepared (use Rollback)");
   }
   std::string sqlstate;
-  Status s = ControlExec("ROLLBACK PREPARED " + QuotedGid(gid), nullptr, nullptr, &sqlstate);
+  Status s = ControlExec("ROLLBACK PREPARED " + QuotedGid(gid), nullptr, nullptr, &sqlstate,
+                         /*borrow_idle_branch=*/true);
   if (sqlstate == kSqlStateObjectInUse) {
     return Status::Unavailable(s.message() + " (another session is finishing it; retry)");
   }
@@ -276,6 +284,20 @@ Status PostgresResourceManager::Restore(const BranchKey& key, std::string_view p
   }
   std::lock_guard<std::mutex> lock(mu_);
   prepared_.insert(key);
+  return Status::OK();
+}
+
+Status PostgresResourceManager::IsPrepared(const BranchKey& key, bool* prepared) {
+  VERDICT_RETURN_IF_ERROR(CheckStarted());
+  std::string gid;
+  VERDICT_RETURN_IF_ERROR(MakeGid(options_.participant_name, key, &gid));
+  PgParams params;
+  BuildParams({SqlValue::Text(gid)}, &params);
+  PgResultPtr res;
+  VERDICT_RETURN_IF_ERROR(ControlExec(
+      "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()", &params,
+      &res, nullptr));
+  *prepared = PQntuples(res.get()) > 0;
   return Status::OK();
 }
 

@@ -3,15 +3,23 @@
 namespace verdict::participant::sqlite {
 
 bool RowLockTable::ConflictLocked(const BranchKey& owner, const std::vector<std::string>& keys,
-                                  BranchKey* holder) const {
+                                  BranchKey* holder, bool* active) const {
+  bool conflict = false;
   for (const std::string& k : keys) {
     auto it = owner_of_.find(k);
-    if (it != owner_of_.end() && !(it->second == owner)) {
+    if (it == owner_of_.end() || it->second == owner) continue;
+    const bool is_active = prepared_.count(it->second) == 0;
+    if (!conflict || is_active) {
       if (holder) *holder = it->second;
+    }
+    conflict = true;
+    if (is_active) {
+      if (active) *active = true;
       return true;
     }
   }
-  return false;
+  if (active) *active = false;
+  return conflict;
 }
 
 bool RowLockTable::TryLockAll(const BranchKey& owner, const std::vector<std::string>& keys,
@@ -28,9 +36,12 @@ bool RowLockTable::TryLockAll(const BranchKey& owner, const std::vector<std::str
 }
 
 bool RowLockTable::LockAllUntil(const BranchKey& owner, const std::vector<std::string>& keys,
-                                std::chrono::steady_clock::time_point deadline, BranchKey* holder) {
+                                std::chrono::steady_clock::time_point deadline, BranchKey* holder,
+                                bool only_behind_prepared) {
   std::unique_lock<std::mutex> l(mu_);
-  while (ConflictLocked(owner, keys, holder)) {
+  bool active = false;
+  while (ConflictLocked(owner, keys, holder, &active)) {
+    if (only_behind_prepared && active) return false;
     if (released_.wait_until(l, deadline) == std::cv_status::timeout &&
         ConflictLocked(owner, keys, holder)) {
       return false;
@@ -45,8 +56,14 @@ bool RowLockTable::LockAllUntil(const BranchKey& owner, const std::vector<std::s
   return true;
 }
 
+void RowLockTable::MarkPrepared(const BranchKey& owner) {
+  std::lock_guard<std::mutex> l(mu_);
+  prepared_.insert(owner);
+}
+
 void RowLockTable::ReleaseAll(const BranchKey& owner) {
   std::lock_guard<std::mutex> l(mu_);
+  prepared_.erase(owner);
   auto it = keys_of_.find(owner);
   if (it == keys_of_.end()) return;
   for (const std::string& k : it->second) owner_of_.erase(k);

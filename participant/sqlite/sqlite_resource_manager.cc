@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -37,6 +38,9 @@ struct Conn {
   sqlite3* db = nullptr;
   Clock::time_point busy_deadline;
   std::set<std::string> touched_tables;  // filled by the update hook
+  // Set by the authorizer while a statement is compiled if the statement changes the
+  // schema or writes outside "main": changes the branch's session cannot carry.
+  bool uncaptured = false;
 
   ~Conn() {
     if (db) sqlite3_close_v2(db);
@@ -54,6 +58,45 @@ int BusyHandler(void* arg, int attempt) {
 
 void UpdateHook(void* arg, int, const char*, const char* table, sqlite3_int64) {
   static_cast<Conn*>(arg)->touched_tables.insert(table);
+}
+
+// Authorizer: allows everything, and flags statements whose effects a session does not
+// record (schema changes, writes to the temp database).
+int Authorizer(void* arg, int action, const char*, const char*, const char* db, const char*) {
+  Conn* c = static_cast<Conn*>(arg);
+  switch (action) {
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_ALTER_TABLE:
+    case SQLITE_REINDEX:
+    case SQLITE_ANALYZE:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_VTABLE:
+      c->uncaptured = true;
+      break;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+      if (db != nullptr && std::strcmp(db, "main") != 0) c->uncaptured = true;
+      break;
+    default:
+      break;
+  }
+  return SQLITE_OK;
 }
 
 std::string Err(sqlite3* db) { return sqlite3_errmsg(db); }
@@ -153,12 +196,20 @@ bool IsTransactionControl(const std::string& sql) {
 struct SessionDeleter {
   void operator()(sqlite3_session* s) const { sqlite3session_delete(s); }
 };
+using Session = std::unique_ptr<sqlite3_session, SessionDeleter>;
+using Stmt = std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)>;
 
-// An open (ACTIVE) branch.
+// An open (ACTIVE) branch. Normally it holds no SQLite transaction between statements:
+// `changeset` is everything it wrote so far, re-applied at the start of each statement's
+// short local transaction. A branch that ran a statement whose effects a session cannot
+// record (DDL, temp tables) is PINNED instead: it keeps `conn` with its local transaction
+// and `session` open until it ends, as a plain SQLite transaction would.
 struct OpenBranch {
-  std::unique_ptr<Conn> conn;
-  std::unique_ptr<sqlite3_session, SessionDeleter> session;
   BranchOptions options;
+  std::string changeset;       // not pinned: the accumulated changeset
+  std::unique_ptr<Conn> conn;  // pinned only
+  Session session;             // pinned only
+  bool pinned() const { return conn != nullptr; }
 };
 
 // A prepared branch: its changeset (locks are in the RowLockTable).
@@ -166,13 +217,45 @@ struct PreparedBranch {
   std::string changeset;
 };
 
-// A COMMIT waiting for (or riding in) a group apply.
+// A COMMIT waiting for (or riding in) a group apply: of a prepared branch, or the
+// one-phase commit of an open one.
 struct CommitJob {
   BranchKey key;
   const std::string* changeset = nullptr;
+  bool one_phase = false;
   Status result;
   bool done = false;
 };
+
+// The conflict handler of every changeset application: any conflict aborts the whole
+// application (sqlite3changeset_apply then undoes what it applied), and is described.
+int AbortOnConflict(void* ctx, int kind, sqlite3_changeset_iter* it) {
+  const char* table = nullptr;
+  int ncol = 0, op = 0, indirect = 0;
+  sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
+  const char* what = kind == SQLITE_CHANGESET_DATA          ? "row changed by another writer"
+                     : kind == SQLITE_CHANGESET_NOTFOUND    ? "row deleted by another writer"
+                     : kind == SQLITE_CHANGESET_CONFLICT    ? "row inserted by another writer"
+                     : kind == SQLITE_CHANGESET_CONSTRAINT  ? "constraint violation"
+                     : kind == SQLITE_CHANGESET_FOREIGN_KEY ? "foreign key violation"
+                                                            : "conflict";
+  *static_cast<std::string*>(ctx) = std::string("changeset conflict (") + what + ", kind " +
+                                    std::to_string(kind) + ") on table " + (table ? table : "?");
+  return SQLITE_CHANGESET_ABORT;
+}
+
+// Applies `changeset` inside the caller's transaction, all or nothing. Aborted on a
+// conflict (nothing applied).
+Status ApplyChangeset(sqlite3* db, const std::string& changeset) {
+  if (changeset.empty()) return Status::OK();
+  std::string conflict;
+  int rc = sqlite3changeset_apply(db, static_cast<int>(changeset.size()),
+                                  const_cast<char*>(changeset.data()), nullptr, AbortOnConflict,
+                                  &conflict);
+  if (rc == SQLITE_OK) return Status::OK();
+  if ((rc & 0xff) == SQLITE_BUSY) return Status::Timeout("changeset apply: " + Err(db));
+  return Status::Aborted(conflict.empty() ? Err(db) : conflict);
+}
 
 class SqliteResourceManager : public ResourceManager {
  public:
@@ -206,31 +289,30 @@ class SqliteResourceManager : public ResourceManager {
       return Status::Corruption("prepared branches " + key.gtid + ":" + key.branch + " and " +
                                 holder.gtid + ":" + holder.branch + " lock the same rows");
     }
+    locks_.MarkPrepared(key);
     std::lock_guard<std::mutex> l(mu_);
     prepared_[key] = PreparedBranch{std::string(payload)};
     return Status::OK();
   }
 
   Status Begin(const BranchKey& key, const BranchOptions& options) override {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (open_.count(key) || prepared_.count(key)) {
-        return Status::FailedPrecondition("branch already open");
-      }
+    std::lock_guard<std::mutex> l(mu_);
+    if (open_.count(key) || prepared_.count(key)) {
+      return Status::FailedPrecondition("branch already open");
     }
     auto b = std::make_unique<OpenBranch>();
     b->options = options;
-    VERDICT_RETURN_IF_ERROR(TakeConn(&b->conn));
-    Status s = StartLocalTxn(b.get());
-    if (!s.ok()) {
-      GiveConn(std::move(b->conn));
-      return s;
-    }
-    std::lock_guard<std::mutex> l(mu_);
     open_[key] = std::move(b);
     return Status::OK();
   }
 
+  // Runs one statement in a short local transaction of its own: BEGIN, attach a session,
+  // re-apply the branch's changeset (so the statement sees the branch's earlier writes and
+  // the session records them too), run the statement, lock the rows of the session's
+  // changeset in the RowLockTable, keep that changeset as the branch's new one, ROLLBACK.
+  // SQLite's write lock is thus held only while the statement runs; the row locks stay
+  // until the branch ends. On any error the local transaction is rolled back and the
+  // branch's changeset is left as it was (nothing half-applied).
   Status Execute(const BranchKey& key, const std::string& sql, const std::vector<SqlValue>& params,
                  QueryResult* result) override {
     OpenBranch* b = FindOpen(key);
@@ -242,27 +324,62 @@ class SqliteResourceManager : public ResourceManager {
           sql.substr(0, 64));
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(b->options.lock_timeout_ms);
+    if (b->pinned()) return ExecutePinned(key, b, sql, params, deadline, result);
     for (;;) {
-      const bool had_locks = locks_.HeldBy(key) > 0;
-      bool wrote = false;
-      VERDICT_RETURN_IF_ERROR(RunStatement(b, sql, params, deadline, result, &wrote));
-      if (!wrote) return Status::OK();
-      VERDICT_RETURN_IF_ERROR(CheckPrimaryKeys(b->conn.get()));
-      std::vector<std::string> keys;
-      VERDICT_RETURN_IF_ERROR(SessionLockKeys(b, &keys));
-      BranchKey holder;
-      if (locks_.TryLockAll(key, keys, &holder)) return Status::OK();
-      std::string who = holder.gtid + ":" + holder.branch;
-      if (had_locks) {
-        // Waiting while holding SQLite's write lock would stall the holder's COMMIT.
-        return Status::Timeout("row locked by prepared branch " + who);
+      std::unique_ptr<Conn> c;
+      VERDICT_RETURN_IF_ERROR(TakeConn(&c));
+      c->busy_deadline = deadline;
+      c->uncaptured = false;
+      Stmt st(nullptr, sqlite3_finalize);
+      bool read_only = false;
+      Status s = PrepareStatement(c->db, sql, params, &st, &read_only);
+      if (!s.ok()) {
+        st.reset();
+        GiveConn(std::move(c));
+        return s;
       }
-      // Nothing written before this statement: give SQLite's write lock back, wait for the
-      // rows, and run the statement again from a fresh local transaction.
-      VERDICT_RETURN_IF_ERROR(RestartLocalTxn(b));
-      if (!locks_.LockAllUntil(key, keys, deadline, &holder)) {
-        return Status::Timeout("lock wait timed out: row locked by branch " + holder.gtid + ":" +
-                               holder.branch);
+      if (c->uncaptured) {
+        // The session could not carry this statement's effects across a ROLLBACK: from
+        // now on the branch keeps its local transaction open.
+        st.reset();
+        b->conn = std::move(c);
+        s = StartPinnedTxn(b, deadline);
+        if (!s.ok()) {
+          GiveConn(std::move(b->conn));
+          return s;
+        }
+        return ExecutePinned(key, b, sql, params, deadline, result);
+      }
+      const bool had_locks = locks_.HeldBy(key) > 0;
+      std::string changeset;
+      std::vector<std::string> keys;
+      bool wrote = false;
+      bool locked = false;
+      BranchKey holder;
+      s = RunInLocalTxn(c.get(), b, st.get(), read_only, result, &wrote, &changeset, &keys);
+      st.reset();
+      if (s.ok() && wrote) locked = locks_.TryLockAll(key, keys, &holder);
+      // The rows are locked (or the statement failed) before SQLite's write lock goes.
+      Status rb = Exec(c->db, "ROLLBACK");
+      if (rb.ok() || sqlite3_get_autocommit(c->db)) GiveConn(std::move(c));
+      VERDICT_RETURN_IF_ERROR(s);
+      if (!wrote) return Status::OK();
+      if (locked) {
+        b->changeset = std::move(changeset);
+        return Status::OK();
+      }
+      // A row is locked by another branch. Nothing is held while waiting; once the rows
+      // are ours, the statement runs again from the start and sees the holder's outcome.
+      // A branch that already holds row locks waits only for prepared branches (which
+      // wait for nothing), so executing branches never wait for each other in a cycle.
+      std::string who = holder.gtid + ":" + holder.branch;
+      if (!locks_.LockAllUntil(key, keys, deadline, &holder, /*only_behind_prepared=*/had_locks)) {
+        who = holder.gtid + ":" + holder.branch;
+        if (had_locks && Clock::now() < deadline) {
+          return Status::Timeout("row locked by executing branch " + who +
+                                 " (a branch holding row locks only waits for prepared ones)");
+        }
+        return Status::Timeout("lock wait timed out: row locked by branch " + who);
       }
       *result = QueryResult();
     }
@@ -273,13 +390,17 @@ class SqliteResourceManager : public ResourceManager {
     std::unique_ptr<OpenBranch> b = TakeOpen(key);
     if (b == nullptr) return Status::NotFound("no open branch");
     std::string changeset;
-    Status s = Changeset(b.get(), &changeset);
-    Status rb = Exec(b->conn->db, "ROLLBACK");
-    b->session.reset();
-    if (rb.ok()) GiveConn(std::move(b->conn));  // else drop the connection
-    if (!s.ok()) {
-      locks_.ReleaseAll(key);
-      return Status::Aborted("cannot capture the changeset: " + s.message());
+    if (b->pinned()) {
+      Status s = Changeset(b->session.get(), b->conn->db, &changeset);
+      Status rb = Exec(b->conn->db, "ROLLBACK");
+      b->session.reset();
+      if (rb.ok()) GiveConn(std::move(b->conn));  // else drop the connection
+      if (!s.ok()) {
+        locks_.ReleaseAll(key);
+        return Status::Aborted("cannot capture the changeset: " + s.message());
+      }
+    } else {
+      changeset = std::move(b->changeset);
     }
     if (changeset.empty()) {
       locks_.ReleaseAll(key);
@@ -289,12 +410,17 @@ class SqliteResourceManager : public ResourceManager {
     }
     // Make sure the lock set covers the final changeset exactly.
     std::vector<std::string> keys;
-    VERDICT_RETURN_IF_ERROR(ChangesetLockKeys(changeset, &keys));
+    Status s = ChangesetLockKeys(changeset, &keys);
+    if (!s.ok()) {
+      locks_.ReleaseAll(key);
+      return Status::Aborted("unreadable changeset: " + s.message());
+    }
     BranchKey holder;
     if (!locks_.TryLockAll(key, keys, &holder)) {
       locks_.ReleaseAll(key);
       return Status::Aborted("row locked by branch " + holder.gtid + ":" + holder.branch);
     }
+    locks_.MarkPrepared(key);
     result->vote = PrepareVote::kYes;
     result->recovery_payload = changeset;
     std::lock_guard<std::mutex> l(mu_);
@@ -351,7 +477,7 @@ class SqliteResourceManager : public ResourceManager {
 
   Status Rollback(const BranchKey& key) override {
     std::unique_ptr<OpenBranch> b = TakeOpen(key);
-    if (b != nullptr) {
+    if (b != nullptr && b->pinned()) {
       Status s = Exec(b->conn->db, "ROLLBACK");
       b->session.reset();
       if (s.ok() || sqlite3_get_autocommit(b->conn->db)) GiveConn(std::move(b->conn));
@@ -365,21 +491,23 @@ class SqliteResourceManager : public ResourceManager {
     return Status::OK();
   }
 
+  // Applies the branch's changeset and its commit marker in one local transaction, riding
+  // the group apply of prepared branches. OK: committed. Timeout/Aborted: nothing
+  // committed. IOError: the local COMMIT failed in a way that leaves its outcome unknown.
   Status CommitOnePhase(const BranchKey& key) override {
-    OpenBranch* ob = FindOpen(key);
-    if (ob == nullptr) return Status::NotFound("no open branch");
-    bool empty = sqlite3session_isempty(ob->session.get()) != 0;
-    Status s;
-    if (!empty) s = InsertMarker(ob->conn->db, key);
     std::unique_ptr<OpenBranch> b = TakeOpen(key);
-    b->session.reset();
-    b->conn->busy_deadline = Clock::now() + std::chrono::milliseconds(b->options.lock_timeout_ms);
-    if (s.ok()) s = Exec(b->conn->db, "COMMIT");
-    if (!s.ok()) {
-      Exec(b->conn->db, "ROLLBACK");
-      s = Status::Aborted("one-phase commit failed: " + s.message());
+    if (b == nullptr) return Status::NotFound("no open branch");
+    Status s;
+    if (b->pinned()) {
+      s = CommitPinned(key, b.get());
+    } else if (!b->changeset.empty()) {
+      CommitJob job;
+      job.key = key;
+      job.changeset = &b->changeset;
+      job.one_phase = true;
+      GroupApply(&job);
+      s = job.result;
     }
-    if (sqlite3_get_autocommit(b->conn->db)) GiveConn(std::move(b->conn));
     locks_.ReleaseAll(key);
     return s;
   }
@@ -387,7 +515,7 @@ class SqliteResourceManager : public ResourceManager {
   Status IsReadOnly(const BranchKey& key, bool* read_only) override {
     OpenBranch* b = FindOpen(key);
     if (b == nullptr) return Status::NotFound("no open branch");
-    *read_only = sqlite3session_isempty(b->session.get()) != 0;
+    *read_only = b->pinned() ? sqlite3session_isempty(b->session.get()) != 0 : b->changeset.empty();
     return Status::OK();
   }
 
@@ -442,8 +570,10 @@ class SqliteResourceManager : public ResourceManager {
       idle_.clear();
     }
     for (auto& [key, b] : open) {
-      Exec(b->conn->db, "ROLLBACK");
-      b->session.reset();
+      if (b->pinned()) {
+        Exec(b->conn->db, "ROLLBACK");
+        b->session.reset();
+      }
       locks_.ReleaseAll(key);
     }
     std::lock_guard<std::mutex> l(apply_mu_);
@@ -467,6 +597,7 @@ class SqliteResourceManager : public ResourceManager {
     VERDICT_RETURN_IF_ERROR(
         Exec(c->db, options_.sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF"));
     sqlite3_update_hook(c->db, UpdateHook, c.get());
+    sqlite3_set_authorizer(c->db, Authorizer, c.get());
     *out = std::move(c);
     return Status::OK();
   }
@@ -505,64 +636,171 @@ class SqliteResourceManager : public ResourceManager {
     return b;
   }
 
-  Status StartLocalTxn(OpenBranch* b) {
-    VERDICT_RETURN_IF_ERROR(Exec(b->conn->db, "BEGIN"));
-    sqlite3_session* s = nullptr;
-    if (sqlite3session_create(b->conn->db, "main", &s) != SQLITE_OK ||
-        sqlite3session_attach(s, nullptr) != SQLITE_OK) {
-      if (s) sqlite3session_delete(s);
-      Exec(b->conn->db, "ROLLBACK");
-      return Status::IOError("cannot start a session: " + Err(b->conn->db));
+  // Opens a pinned branch's local transaction on b->conn: takes the write lock, attaches
+  // the session and re-applies the branch's changeset.
+  Status StartPinnedTxn(OpenBranch* b, Clock::time_point deadline) {
+    sqlite3* db = b->conn->db;
+    b->conn->busy_deadline = deadline;
+    Status s = Exec(db, "BEGIN IMMEDIATE");
+    if (!s.ok()) return LockWaitStatus(b, s);
+    s = AttachSession(db, &b->session);
+    if (s.ok()) {
+      s = ApplyChangeset(db, b->changeset);
+      if (!s.ok()) s = ReapplyStatus(b, s);
     }
-    b->session.reset(s);
+    if (!s.ok()) {
+      b->session.reset();
+      Exec(db, "ROLLBACK");
+      return s;
+    }
+    b->changeset.clear();  // the session has it now
     b->conn->touched_tables.clear();
     return Status::OK();
   }
 
-  Status RestartLocalTxn(OpenBranch* b) {
-    b->session.reset();
-    VERDICT_RETURN_IF_ERROR(Exec(b->conn->db, "ROLLBACK"));
-    return StartLocalTxn(b);
+  // A statement of a pinned branch, in its open local transaction (which holds SQLite's
+  // write lock, so it must never wait for a row lock).
+  Status ExecutePinned(const BranchKey& key, OpenBranch* b, const std::string& sql,
+                       const std::vector<SqlValue>& params, Clock::time_point deadline,
+                       QueryResult* result) {
+    Conn* c = b->conn.get();
+    c->busy_deadline = deadline;
+    Stmt st(nullptr, sqlite3_finalize);
+    bool read_only = false;
+    VERDICT_RETURN_IF_ERROR(PrepareStatement(c->db, sql, params, &st, &read_only));
+    bool wrote = false;
+    VERDICT_RETURN_IF_ERROR(StepStatement(c, b, st.get(), read_only, result, &wrote));
+    if (!wrote) return Status::OK();
+    VERDICT_RETURN_IF_ERROR(CheckPrimaryKeys(c));
+    std::string changeset;
+    VERDICT_RETURN_IF_ERROR(Changeset(b->session.get(), c->db, &changeset));
+    std::vector<std::string> keys;
+    VERDICT_RETURN_IF_ERROR(ChangesetLockKeys(changeset, &keys));
+    BranchKey holder;
+    if (locks_.TryLockAll(key, keys, &holder)) return Status::OK();
+    return Status::Timeout("row locked by branch " + holder.gtid + ":" + holder.branch +
+                           " (this branch changed the schema and holds SQLite's write lock, "
+                           "so it cannot wait)");
   }
 
-  Status RunStatement(OpenBranch* b, const std::string& sql, const std::vector<SqlValue>& params,
-                      Clock::time_point deadline, QueryResult* result, bool* wrote) {
+  // One-phase commit of a pinned branch: marker, then COMMIT of its open transaction.
+  Status CommitPinned(const BranchKey& key, OpenBranch* b) {
     sqlite3* db = b->conn->db;
+    const bool empty = sqlite3session_isempty(b->session.get()) != 0;
+    b->session.reset();
+    b->conn->busy_deadline = Clock::now() + std::chrono::milliseconds(b->options.lock_timeout_ms);
+    Status s;
+    if (!empty) s = InsertMarker(db, key);
+    if (s.ok()) {
+      s = Exec(db, "COMMIT");
+      if (!s.ok() && sqlite3_get_autocommit(db)) {
+        // The COMMIT failed and ended the transaction: whether it reached the disk is not
+        // known (the marker will tell).
+        b->conn.reset();
+        return Status::IOError("one-phase commit failed, outcome unknown: " + s.message());
+      }
+    }
+    if (!s.ok()) {
+      Exec(db, "ROLLBACK");
+      s = Status::Aborted("one-phase commit failed: " + s.message());
+    }
+    GiveConn(std::move(b->conn));
+    return s;
+  }
+
+  // BEGIN, session, re-application of the branch's changeset, then the statement; fills
+  // *changeset (the session's) and *keys when the statement wrote. The caller ends the
+  // local transaction whatever happens.
+  Status RunInLocalTxn(Conn* c, OpenBranch* b, sqlite3_stmt* st, bool read_only,
+                       QueryResult* result, bool* wrote, std::string* changeset,
+                       std::vector<std::string>* keys) {
+    sqlite3* db = c->db;
+    // A read needs no write lock, unless it must see the branch's own writes. A write takes
+    // it up front, so that nothing this transaction reads can go stale before it writes.
+    const bool reader = read_only && b->changeset.empty();
+    Status s = Exec(db, reader ? "BEGIN" : "BEGIN IMMEDIATE");
+    if (!s.ok()) return LockWaitStatus(b, s);
+    Session session;
+    if (!reader) {
+      VERDICT_RETURN_IF_ERROR(AttachSession(db, &session));
+      s = ApplyChangeset(db, b->changeset);
+      if (!s.ok()) return ReapplyStatus(b, s);
+    }
+    c->touched_tables.clear();
+    VERDICT_RETURN_IF_ERROR(StepStatement(c, b, st, read_only, result, wrote));
+    if (!*wrote) return Status::OK();
+    VERDICT_RETURN_IF_ERROR(CheckPrimaryKeys(c));
+    VERDICT_RETURN_IF_ERROR(Changeset(session.get(), db, changeset));
+    return ChangesetLockKeys(*changeset, keys);
+  }
+
+  Status AttachSession(sqlite3* db, Session* out) {
+    sqlite3_session* s = nullptr;
+    if (sqlite3session_create(db, "main", &s) != SQLITE_OK ||
+        sqlite3session_attach(s, nullptr) != SQLITE_OK) {
+      if (s) sqlite3session_delete(s);
+      return Status::IOError("cannot start a session: " + Err(db));
+    }
+    out->reset(s);
+    return Status::OK();
+  }
+
+  static Status LockWaitStatus(OpenBranch* b, const Status& s) {
+    if (s.code() == Status::Code::kTimeout) {
+      return Status::Timeout("lock wait exceeded " + std::to_string(b->options.lock_timeout_ms) +
+                             " ms: " + s.message());
+    }
+    return s;
+  }
+
+  static Status ReapplyStatus(OpenBranch* b, const Status& s) {
+    if (s.code() == Status::Code::kTimeout) return LockWaitStatus(b, s);
+    return Status::Aborted("cannot re-apply the branch's earlier changes: " + s.message());
+  }
+
+  Status PrepareStatement(sqlite3* db, const std::string& sql, const std::vector<SqlValue>& params,
+                          Stmt* out, bool* read_only) {
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
-    b->conn->busy_deadline = deadline;
     int rc = sqlite3_prepare_v2(db, sql.c_str(), static_cast<int>(sql.size()), &raw, &tail);
-    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(raw, sqlite3_finalize);
+    out->reset(raw);
     if (rc != SQLITE_OK) {
       if ((rc & 0xff) == SQLITE_BUSY) return Status::Timeout("lock wait: " + Err(db));
       return Status::InvalidArgument("SQL error: " + Err(db));
     }
-    if (st == nullptr) return Status::InvalidArgument("empty statement");
+    if (raw == nullptr) return Status::InvalidArgument("empty statement");
     for (const char* p = tail; p && *p; ++p) {
       if (!std::isspace(static_cast<unsigned char>(*p)) && *p != ';') {
         return Status::InvalidArgument("one statement per call");
       }
     }
-    if (sqlite3_bind_parameter_count(st.get()) != static_cast<int>(params.size())) {
+    if (sqlite3_bind_parameter_count(raw) != static_cast<int>(params.size())) {
       return Status::InvalidArgument("statement has " +
-                                     std::to_string(sqlite3_bind_parameter_count(st.get())) +
+                                     std::to_string(sqlite3_bind_parameter_count(raw)) +
                                      " parameters, " + std::to_string(params.size()) + " given");
     }
     for (size_t i = 0; i < params.size(); ++i) {
-      if (Bind(st.get(), static_cast<int>(i + 1), params[i]) != SQLITE_OK) {
+      if (Bind(raw, static_cast<int>(i + 1), params[i]) != SQLITE_OK) {
         return Status::InvalidArgument("cannot bind parameter " + std::to_string(i + 1));
       }
     }
-    const bool read_only = sqlite3_stmt_readonly(st.get()) != 0;
+    *read_only = sqlite3_stmt_readonly(raw) != 0;
+    return Status::OK();
+  }
+
+  Status StepStatement(Conn* c, OpenBranch* b, sqlite3_stmt* st, bool read_only,
+                       QueryResult* result, bool* wrote) {
+    sqlite3* db = c->db;
     *result = QueryResult();
-    const int ncol = sqlite3_column_count(st.get());
-    for (int i = 0; i < ncol; ++i) result->columns.push_back(sqlite3_column_name(st.get(), i));
+    const int ncol = sqlite3_column_count(st);
+    for (int i = 0; i < ncol; ++i) result->columns.push_back(sqlite3_column_name(st, i));
+    int rc;
     for (;;) {
-      rc = sqlite3_step(st.get());
+      rc = sqlite3_step(st);
       if (rc == SQLITE_ROW) {
         SqlRow row;
         row.reserve(ncol);
-        for (int i = 0; i < ncol; ++i) row.push_back(ColumnValue(st.get(), i));
+        for (int i = 0; i < ncol; ++i) row.push_back(ColumnValue(st, i));
         result->rows.push_back(std::move(row));
         continue;
       }
@@ -617,20 +855,14 @@ class SqliteResourceManager : public ResourceManager {
     return Status::OK();
   }
 
-  Status Changeset(OpenBranch* b, std::string* out) {
+  Status Changeset(sqlite3_session* session, sqlite3* db, std::string* out) {
     int n = 0;
     void* p = nullptr;
-    int rc = sqlite3session_changeset(b->session.get(), &n, &p);
-    if (rc != SQLITE_OK) return Status::IOError("sqlite3session_changeset: " + Err(b->conn->db));
+    int rc = sqlite3session_changeset(session, &n, &p);
+    if (rc != SQLITE_OK) return Status::IOError("sqlite3session_changeset: " + Err(db));
     out->assign(static_cast<const char*>(p), static_cast<size_t>(n));
     sqlite3_free(p);
     return Status::OK();
-  }
-
-  Status SessionLockKeys(OpenBranch* b, std::vector<std::string>* keys) {
-    std::string changeset;
-    VERDICT_RETURN_IF_ERROR(Changeset(b, &changeset));
-    return ChangesetLockKeys(changeset, keys);
   }
 
   Status InsertMarker(sqlite3* db, const BranchKey& key) {
@@ -707,15 +939,34 @@ class SqliteResourceManager : public ResourceManager {
     apply_conn_->busy_deadline =
         Clock::now() + std::chrono::milliseconds(options_.apply_busy_timeout_ms);
     Status s = Exec(db, "BEGIN IMMEDIATE");
-    if (!s.ok()) return fail_all(Status::Unavailable("cannot take the write lock: " + s.message()));
+    if (!s.ok()) {
+      // Nothing was applied. A prepared branch stays prepared (retry); a one-phase commit
+      // is rolled back and reports a lock timeout.
+      for (CommitJob* j : batch) {
+        j->result = j->one_phase
+                        ? Status::Timeout("one-phase commit: cannot take SQLite's write lock: " +
+                                          s.message())
+                        : Status::Unavailable("cannot take the write lock: " + s.message());
+      }
+      return;
+    }
     for (CommitJob* j : batch) {
       j->result = ApplyOne(db, *j);
     }
     s = Exec(db, "COMMIT");
     if (!s.ok()) {
+      // Still inside the transaction (e.g. SQLITE_BUSY): the ROLLBACK below undoes it, so
+      // nothing committed. Otherwise SQLite ended it itself and whether the commit reached
+      // the disk is unknown.
+      const bool rolled_back = !sqlite3_get_autocommit(db);
       Exec(db, "ROLLBACK");
       for (CommitJob* j : batch) {
-        if (j->result.ok()) j->result = Status::IOError("local commit failed: " + s.message());
+        if (!j->result.ok()) continue;
+        if (j->one_phase && rolled_back) {
+          j->result = Status::Aborted("local commit failed (rolled back): " + s.message());
+        } else {
+          j->result = Status::IOError("local commit failed: " + s.message());
+        }
       }
     }
   }
@@ -725,27 +976,26 @@ class SqliteResourceManager : public ResourceManager {
     bool marked = false;
     Status s = MarkerExists(db, job.key, &marked);
     if (s.ok() && !marked) {
-      std::string conflict;
-      auto on_conflict = [](void* ctx, int kind, sqlite3_changeset_iter* it) -> int {
-        const char* table = nullptr;
-        int ncol = 0, op = 0, indirect = 0;
-        sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
-        *static_cast<std::string*>(ctx) = "changeset conflict kind " + std::to_string(kind) +
-                                          " on table " + (table ? table : "?");
-        return SQLITE_CHANGESET_ABORT;
-      };
-      int rc = sqlite3changeset_apply(db, static_cast<int>(job.changeset->size()),
-                                      const_cast<char*>(job.changeset->data()), nullptr,
-                                      on_conflict, &conflict);
-      if (rc != SQLITE_OK) {
+      s = ApplyChangeset(db, *job.changeset);
+      if (!s.ok()) {
         s = Status::Aborted("cannot apply branch " + job.key.gtid + ":" + job.key.branch + ": " +
-                            (conflict.empty() ? Err(db) : conflict));
-        spdlog::critical("{}", s.message());
+                            s.message());
+        if (job.one_phase) {
+          spdlog::warn("one-phase commit rolled back: {}", s.message());
+        } else {
+          spdlog::critical("{}", s.message());
+        }
       } else {
         s = InsertMarker(db, job.key);
       }
     }
-    if (!s.ok()) Exec(db, "ROLLBACK TO verdict_branch");
+    if (!s.ok()) {
+      Exec(db, "ROLLBACK TO verdict_branch");
+      // Nothing of the branch stays in the transaction: a one-phase commit is rolled back.
+      if (job.one_phase && s.code() != Status::Code::kAborted) {
+        s = Status::Aborted("one-phase commit failed: " + s.message());
+      }
+    }
     Exec(db, "RELEASE verdict_branch");
     return s;
   }

@@ -1,13 +1,18 @@
 // SqliteResourceManager: the ResourceManager for one SQLite database file (DESIGN §6).
 //
-// Concurrency design (docs/participant.md): each open branch runs in its own connection
-// and local transaction, with a session object recording its changeset. Rows a branch
-// writes are locked in an agent-level RowLockTable keyed by (table, primary key). At
-// PREPARE the changeset becomes the recovery payload (journaled by the agent) and the
-// local transaction is ROLLED BACK, releasing SQLite's single write lock; the row locks
-// stay until the decision. COMMIT re-applies the changeset plus a marker row in one local
-// transaction; concurrent COMMITs share that transaction (and its fsync). After a
-// restart, Restore() re-takes the row locks from the journaled changeset.
+// Concurrency design (docs/participant.md): "row-level locks in the agent plus changeset
+// re-application". An open branch holds no SQLite transaction between its statements: it
+// keeps the changeset of everything it wrote so far. Each statement runs in a short local
+// transaction of its own (BEGIN, attach a session, re-apply the branch's changeset, run the
+// statement, capture the session's changeset as the branch's new one, ROLLBACK), so
+// SQLite's single write lock is held only while a statement runs. Rows a branch writes are
+// locked in an agent-level RowLockTable keyed by (table, primary key) — taken before that
+// ROLLBACK — until the branch ends. At PREPARE the changeset becomes the recovery payload
+// (journaled by the agent). COMMIT (and a one-phase commit) applies the changeset plus a
+// marker row in one local transaction; concurrent COMMITs share that transaction (and its
+// fsync). After a restart, Restore() re-takes the row locks from the journaled changeset.
+// A branch that runs DDL (or writes the temp database), which a session cannot record,
+// keeps its local transaction open instead until it ends ("pinned").
 //
 // Restrictions: every table a branch writes needs a PRIMARY KEY (the session extension
 // records nothing else); transaction-control statements are refused. Reads are not

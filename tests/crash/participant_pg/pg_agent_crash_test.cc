@@ -98,6 +98,13 @@ class PgAgentCrashTest : public ::testing::Test {
     return v;
   }
 
+  std::string Journal() const { return dir_ + "/pg1-data/branches.journal"; }
+  // Waits (up to 1 s) until the timer has written the lazily appended records.
+  void WaitForJournal() {
+    for (int i = 0; i < 50 && std::filesystem::file_size(Journal()) == 0; ++i) usleep(20 * 1000);
+    ASSERT_GT(std::filesystem::file_size(Journal()), 0u);
+  }
+
   test_support::PgServer server_;
   std::string dir_;
   std::string agent_log_;
@@ -154,6 +161,100 @@ TEST_F(PgAgentCrashTest, KillAfterPrepareDurableBeforeReply_VoteSurvives) {
   EXPECT_EQ(agent_->Prepare("g1", "b").vote, rpc::Vote::YES);  // the retried vote
   EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
   EXPECT_EQ(V(2), "9");
+}
+
+// The 2PC PREPARED record is appended lazily (PREPARE TRANSACTION is durable in the
+// server). kill -9 right after the YES was acknowledged, with the record never written (the
+// failpoint keeps the timer from flushing it): after the restart the branch is PREPARED,
+// adopted from pg_prepared_xacts; a terminating peer's AbortIfUnvoted is refused; COMMIT
+// works exactly once, also after another crash.
+TEST_F(PgAgentCrashTest, KillAfterPrepareAcked_LazyRecordLost_AdoptedFromTheServer) {
+  agent_->Restart("skip_lazy_journal_flush:error");
+  PrepareDelta("g1", 5);
+  EXPECT_EQ(std::filesystem::file_size(Journal()), 0u);  // not written
+  agent_->Kill9();
+  EXPECT_EQ(PreparedGids(), "verdict:g1:pg1:b");
+  ASSERT_NO_THROW(agent_->Start("skip_lazy_journal_flush:error"));
+  EXPECT_TRUE(agent_->WaitForLog("adopted as PREPARED", 1000));
+  EXPECT_EQ(agent_->State("g1", "b"), St::PREPARED);
+  rpc::BranchResponse r = agent_->AbortIfUnvoted("g1", "b");
+  EXPECT_EQ(r.code, Code::WRONG_STATE) << r.message;
+  EXPECT_EQ(r.state, St::PREPARED);
+  EXPECT_EQ(PreparedGids(), "verdict:g1:pg1:b");  // untouched
+  ASSERT_EQ(agent_->ListInDoubt().branches.size(), 1u);
+  // Its row lock is held: a conflicting write times out.
+  ASSERT_EQ(agent_->Open("g2", "b").code, Code::OK);
+  EXPECT_EQ(agent_->Exec("g2", "b", "UPDATE t SET v = 100 WHERE id = 1").code, Code::LOCK_TIMEOUT);
+  EXPECT_EQ(agent_->Prepare("g1", "b").vote, rpc::Vote::YES);  // a retried PREPARE
+  EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
+  EXPECT_EQ(V(1), "5");
+  EXPECT_EQ(PreparedGids(), "");
+  EXPECT_EQ(Markers(), "verdict:g1:pg1:b");
+  agent_->Restart("skip_lazy_journal_flush:error");  // the lazy COMMITTED record is lost too
+  EXPECT_EQ(agent_->State("g1", "b"), St::COMMITTED);  // from the commit marker
+  EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
+  EXPECT_EQ(agent_->AbortIfUnvoted("g1", "b").code, Code::WRONG_STATE);
+  EXPECT_EQ(V(1), "5");
+}
+
+// The same, with the ABORT decision: rolled back, no trace, and the abort is durable.
+TEST_F(PgAgentCrashTest, KillAfterPrepareAcked_LazyRecordLost_AbortLeavesNoTrace) {
+  agent_->Restart("skip_lazy_journal_flush:error");
+  PrepareDelta("g1", 5);
+  agent_->Kill9();
+  ASSERT_NO_THROW(agent_->Start());
+  EXPECT_EQ(agent_->State("g1", "b"), St::PREPARED);
+  EXPECT_EQ(agent_->Abort("g1", "b").code, Code::OK);
+  EXPECT_EQ(PreparedGids(), "");
+  agent_->Restart();
+  EXPECT_EQ(agent_->State("g1", "b"), St::ABORTED);
+  EXPECT_EQ(V(1), "0");
+  EXPECT_EQ(Markers(), "");
+}
+
+// Without the failpoint the timer writes the lazy record within a tick: after a kill the
+// branch comes back from the journal, with its participant list.
+TEST_F(PgAgentCrashTest, LazyPreparedRecordIsFlushedByTheTimer) {
+  ASSERT_EQ(agent_->Open("g1", "b").code, Code::OK);
+  ASSERT_EQ(agent_->Exec("g1", "b", "UPDATE t SET v = v + 1 WHERE id = 1").code, Code::OK);
+  rpc::PrepareResponse p = agent_->Prepare("g1", "b", {agent_->Peer("b"), agent_->Peer("other")});
+  ASSERT_EQ(p.vote, rpc::Vote::YES);
+  WaitForJournal();
+  agent_->Restart();
+  rpc::BranchStatusResponse st = agent_->Status("g1", "b");
+  EXPECT_EQ(st.info.state, St::PREPARED);
+  EXPECT_EQ(st.info.participants.size(), 2u);
+  EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
+}
+
+// 3PC keeps every record synced before the reply (PREPARED carries the protocol and the
+// participant list, which its termination needs): killed between each durable step and
+// its reply, with the lazy flush disabled, the state survives.
+TEST_F(PgAgentCrashTest, ThreePhase_PreparedPrecommittedFencedAreSynced) {
+  agent_->Restart("skip_lazy_journal_flush:error,after_precommit_durable_before_reply:kill");
+  ASSERT_EQ(agent_->Open("g1", "b", rpc::Protocol::THREE_PC).code, Code::OK);
+  ASSERT_EQ(agent_->Exec("g1", "b", "UPDATE t SET v = v + 3 WHERE id = 1").code, Code::OK);
+  ASSERT_EQ(agent_->Prepare("g1", "b", {agent_->Peer("b"), agent_->Peer("other")}).vote,
+            rpc::Vote::YES);
+  EXPECT_GT(std::filesystem::file_size(Journal()), 0u);
+  EXPECT_ANY_THROW(agent_->Precommit("g1", "b"));
+  ASSERT_TRUE(agent_->WaitForDeath(5000));
+  ASSERT_NO_THROW(agent_->Start("skip_lazy_journal_flush:error,after_fence_durable_before_reply:kill"));
+  rpc::BranchStatusResponse st = agent_->Status("g1", "b");
+  EXPECT_EQ(st.info.state, St::PRECOMMITTED);
+  EXPECT_EQ(st.info.participants.size(), 2u);
+  ASSERT_EQ(agent_->Open("g2", "b", rpc::Protocol::THREE_PC).code, Code::OK);
+  ASSERT_EQ(agent_->Exec("g2", "b", "UPDATE t SET v = v + 4 WHERE id = 2").code, Code::OK);
+  ASSERT_EQ(agent_->Prepare("g2", "b").vote, rpc::Vote::YES);
+  EXPECT_ANY_THROW(agent_->Fence("g2", "b"));
+  ASSERT_TRUE(agent_->WaitForDeath(5000));
+  ASSERT_NO_THROW(agent_->Start());
+  EXPECT_EQ(agent_->State("g2", "b"), St::FENCED);
+  EXPECT_EQ(agent_->Precommit("g2", "b").code, Code::FENCED);
+  EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
+  EXPECT_EQ(agent_->Abort("g2", "b").code, Code::OK);
+  EXPECT_EQ(V(1), "3");
+  EXPECT_EQ(V(2), "0");
 }
 
 TEST_F(PgAgentCrashTest, CrashDuringCommit_RetriedCommitIsIdempotent) {
@@ -241,6 +342,7 @@ TEST_F(PgAgentCrashTest, ManualRollbackPrepared_CommitIsAHeuristicHazard) {
 // (no prepared xact, no marker), not from the agent's memory.
 TEST_F(PgAgentCrashTest, ManualRollbackPreparedWhileAgentDown_CommitIsAHeuristicHazard) {
   PrepareDelta("g1", 5);
+  WaitForJournal();  // the lazy PREPARED record is on disk (within a tick)
   agent_->Kill9();
   ASSERT_TRUE(server_.Exec("shard", "ROLLBACK PREPARED 'verdict:g1:pg1:b'").ok());
   ASSERT_NO_THROW(agent_->Start());
@@ -257,6 +359,23 @@ TEST_F(PgAgentCrashTest, ManualRollbackPreparedWhileAgentDown_CommitIsAHeuristic
   ASSERT_NO_THROW(agent_->Start());
   EXPECT_EQ(agent_->Commit("g2", "b").code, Code::OK);
   EXPECT_EQ(V(2), "7");
+}
+
+// The residual window of the lazy PREPARED record (docs/participant-postgres.md): killed
+// before the timer wrote it AND rolled back by an operator while the agent was down, the
+// branch leaves no trace anywhere — neither the journal nor the server. The agent can only
+// answer "no record"; a COMMIT is still reported as a heuristic hazard, never as done.
+TEST_F(PgAgentCrashTest, ManualRollbackPreparedWhileDown_LazyRecordLost_NoTraceLeft) {
+  agent_->Restart("skip_lazy_journal_flush:error");
+  PrepareDelta("g1", 5);
+  agent_->Kill9();
+  ASSERT_TRUE(server_.Exec("shard", "ROLLBACK PREPARED 'verdict:g1:pg1:b'").ok());
+  ASSERT_NO_THROW(agent_->Start());
+  EXPECT_EQ(agent_->State("g1", "b"), St::NONE);
+  rpc::BranchResponse r = agent_->Commit("g1", "b");
+  EXPECT_EQ(r.code, Code::NOT_FOUND) << r.message;
+  EXPECT_TRUE(agent_->WaitForLog("HEURISTIC HAZARD: COMMIT", 5000));
+  EXPECT_EQ(V(1), "0");
 }
 
 TEST(PgAgentStartup, RefusesServerWithoutPreparedTransactions) {

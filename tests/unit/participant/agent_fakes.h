@@ -143,16 +143,37 @@ class FakeResourceManager : public ResourceManager {
                  QueryResult*) override {
     return Status::OK();
   }
-  Status Prepare(const BranchKey&, const std::vector<std::string>&, PrepareResult* r) override {
+  Status Prepare(const BranchKey& key, const std::vector<std::string>&,
+                 PrepareResult* r) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (!prepare_status_.ok()) {
+      r->maybe_prepared = prepare_maybe_prepared_;
+      if (prepare_maybe_prepared_ && durable_prepare_) prepared_.insert(key);
+      return prepare_status_;
+    }
     r->vote = prepare_vote_;
+    if (durable_prepare_ && r->vote == PrepareVote::kYes) prepared_.insert(key);
     return Status::OK();
   }
-  Status CommitPrepared(const BranchKey&) override {
+  Status CommitPrepared(const BranchKey& key) override {
     std::lock_guard<std::mutex> l(mu_);
-    return commit_prepared_status_;
+    if (!commit_prepared_status_.ok() || !durable_prepare_) return commit_prepared_status_;
+    if (prepared_.erase(key) > 0) committed_.insert(key);
+    return committed_.count(key) > 0 ? Status::OK() : Status::NotFound("no such prepared");
   }
-  Status RollbackPrepared(const BranchKey&) override { return Status::OK(); }
+  Status RollbackPrepared(const BranchKey& key) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!rollback_prepared_status_.ok()) return rollback_prepared_status_;
+    prepared_.erase(key);
+    return Status::OK();
+  }
+  bool DurablePrepare() const override { return durable_prepare_; }
+  Status IsPrepared(const BranchKey& key, bool* prepared) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!evidence_status_.ok()) return evidence_status_;
+    *prepared = prepared_.count(key) > 0;
+    return Status::OK();
+  }
   Status Rollback(const BranchKey&) override { return Status::OK(); }
   Status CommitOnePhase(const BranchKey&) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -174,8 +195,39 @@ class FakeResourceManager : public ResourceManager {
     return Status::OK();
   }
   Status ListPrepared(std::vector<PreparedBranchInfo>* out) override {
+    std::lock_guard<std::mutex> l(mu_);
     out->clear();
+    for (const BranchKey& k : prepared_) out->push_back({k, 3600});
     return Status::OK();
+  }
+
+  // Durable-prepare mode (like PostgreSQL): a YES prepare is held in the "database" by
+  // itself (prepared_), found by IsPrepared/ListPrepared, moved to the commit evidence by
+  // CommitPrepared and dropped by RollbackPrepared. Set before the agent is created.
+  explicit FakeResourceManager(bool durable_prepare = false) : durable_prepare_(durable_prepare) {}
+  // The database holds `key` prepared (e.g. prepared by an earlier incarnation).
+  void AddPrepared(const BranchKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    prepared_.insert(key);
+  }
+  bool HoldsPrepared(const BranchKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return prepared_.count(key) > 0;
+  }
+  bool HasCommitEvidence(const BranchKey& key) {
+    std::lock_guard<std::mutex> l(mu_);
+    return committed_.count(key) > 0;
+  }
+  // Every Prepare() fails with `s`; `maybe_prepared`: and may have left it prepared (it
+  // does, in durable-prepare mode).
+  void SetPrepareFailure(Status s, bool maybe_prepared) {
+    std::lock_guard<std::mutex> l(mu_);
+    prepare_status_ = std::move(s);
+    prepare_maybe_prepared_ = maybe_prepared;
+  }
+  void SetRollbackPreparedStatus(Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    rollback_prepared_status_ = std::move(s);
   }
   void Stop() override {}
 
@@ -212,6 +264,11 @@ class FakeResourceManager : public ResourceManager {
   std::set<BranchKey> committed_;                 // guarded by mu_
   Status evidence_status_;                        // guarded by mu_
   Status commit_prepared_status_;                 // guarded by mu_
+  const bool durable_prepare_ = false;
+  std::set<BranchKey> prepared_;        // guarded by mu_ (durable-prepare mode)
+  Status prepare_status_;               // guarded by mu_
+  bool prepare_maybe_prepared_ = false;  // guarded by mu_
+  Status rollback_prepared_status_;     // guarded by mu_
 };
 
 }  // namespace verdict::participant::testing

@@ -233,5 +233,42 @@ TEST_F(BranchJournalTest, AppendLazily_IsWrittenWithTheNextGroup_OrLostInACrash)
   EXPECT_EQ(records[3].state, BranchState::kFenced);  // the last lazy record was lost
 }
 
+TEST_F(BranchJournalTest, Flush_MakesLazilyAppendedRecordsDurable) {
+  MemEnv env;
+  {
+    std::unique_ptr<BranchJournal> j;
+    ASSERT_TRUE(OpenFileBranchJournal(&env, "/j", true, &j).ok());
+    ReplayAll(j.get());
+    uint64_t syncs = env.sync_count();
+    ASSERT_TRUE(j->Flush().ok());
+    EXPECT_EQ(env.sync_count(), syncs);  // nothing pending: no sync
+    ASSERT_TRUE(j->AppendLazily(Prepared("g1", "a")).ok());
+    ASSERT_TRUE(j->AppendLazily(Prepared("g2", "b")).ok());
+    EXPECT_EQ(env.sync_count(), syncs);
+    ASSERT_TRUE(j->Flush().ok());
+    EXPECT_EQ(env.sync_count(), syncs + 1);  // one group for both
+    ASSERT_TRUE(j->AppendLazily(Prepared("g3", "c")).ok());  // lost below
+  }
+  env.PowerCut();
+  std::unique_ptr<BranchJournal> j;
+  ASSERT_TRUE(OpenFileBranchJournal(&env, "/j", true, &j).ok());
+  auto records = ReplayAll(j.get());
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].key.gtid, "g1");
+  EXPECT_EQ(records[1].key.gtid, "g2");
+}
+
+TEST_F(BranchJournalTest, AppendLazily_QueueIsBounded) {
+  MemEnv env;
+  std::unique_ptr<BranchJournal> j;
+  ASSERT_TRUE(OpenFileBranchJournal(&env, "/j", true, &j).ok());
+  ReplayAll(j.get());
+  uint64_t syncs = env.sync_count();
+  JournalRecord big = Prepared("g1", "a");
+  big.rm_payload.assign(BranchJournal::kMaxLazyBytes / 4, 'x');
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(j->AppendLazily(big).ok());
+  EXPECT_EQ(env.sync_count(), syncs + 1);  // the fifth crossed the bound: written and synced
+}
+
 }  // namespace
 }  // namespace verdict::participant

@@ -1,8 +1,11 @@
 // SqliteResourceManager: typed SQL, prepare (YES / READ_ONLY), commit idempotence through
-// the marker row, row locks held by prepared branches (also after a restart), errors.
+// the marker row, row locks held by prepared branches (also after a restart), errors, and
+// the per-statement local transactions with changeset re-application (open branches on
+// different rows do not block each other; read-your-own-writes; multi-statement branches).
 #include "participant/sqlite/sqlite_resource_manager.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <thread>
 
@@ -311,6 +314,263 @@ TEST_F(SqliteRmTest, CommitEvidence_ExactlyTheCommittedBranches) {
   EXPECT_GE(pruned, 2);  // g1, g4 (and the set-up branch)
   EXPECT_FALSE(evidence(committed));
   EXPECT_FALSE(evidence(one_phase));
+}
+
+// Concurrency: a branch holds SQLite's write lock only while a statement runs, so branches
+// on different rows execute, stay open (as between statements and PREPARE in a real
+// cross-shard transaction) and commit side by side.
+TEST_F(SqliteRmTest, OpenBranchesOnDifferentRows_DoNotBlockEachOther) {
+  BranchKey a{"ga", "b"}, b{"gb", "b"}, c{"gc", "b"};
+  Begin(a, 300);
+  Begin(b, 300);
+  Begin(c, 300);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 10 WHERE id = 1").ok());
+  Status s = Exec(b, "UPDATE accounts SET balance = balance + 10 WHERE id = 2");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  s = Exec(c, "INSERT INTO accounts(id, balance) VALUES (3, 3)");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // Readers see neither uncommitted branch.
+  EXPECT_EQ(Balance(1), 100);
+  EXPECT_EQ(Balance(2), 100);
+  EXPECT_EQ(Balance(3), -1);
+  // Second statements, interleaved.
+  ASSERT_TRUE(Exec(b, "UPDATE accounts SET name = 'b' WHERE id = 2").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET name = 'a' WHERE id = 1").ok());
+  PrepareYes(b);
+  PrepareYes(a);
+  ASSERT_TRUE(rm_->CommitOnePhase(c).ok());
+  ASSERT_TRUE(rm_->CommitPrepared(a).ok());
+  ASSERT_TRUE(rm_->CommitPrepared(b).ok());
+  EXPECT_EQ(Balance(1), 90);
+  EXPECT_EQ(Balance(2), 110);
+  EXPECT_EQ(Balance(3), 3);
+}
+
+TEST_F(SqliteRmTest, ReadYourOwnWritesAcrossStatements) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 10 WHERE id = 1").ok());
+  QueryResult r;
+  ASSERT_TRUE(Exec(a, "SELECT balance FROM accounts WHERE id = 1", {}, &r).ok());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0], SqlValue::Integer(90));
+  // A statement computed from the branch's own earlier write.
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 10 WHERE id = 1").ok());
+  ASSERT_TRUE(
+      Exec(a, "INSERT INTO accounts(id, balance) SELECT 3, balance FROM accounts WHERE id = 1")
+          .ok());
+  ASSERT_TRUE(Exec(a, "SELECT SUM(balance) FROM accounts", {}, &r).ok());
+  EXPECT_EQ(r.rows[0][0], SqlValue::Integer(80 + 100 + 80));
+  EXPECT_EQ(Balance(1), 100);  // others still see the committed value
+  PrepareYes(a);
+  ASSERT_TRUE(rm_->CommitPrepared(a).ok());
+  EXPECT_EQ(Balance(1), 80);
+  EXPECT_EQ(Balance(3), 80);
+}
+
+TEST_F(SqliteRmTest, InsertUpdateDeleteOfOneKeyInOneBranch) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "INSERT INTO accounts(id, balance) VALUES (5, 5)").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = 6 WHERE id = 5").ok());
+  QueryResult r;
+  ASSERT_TRUE(Exec(a, "SELECT balance FROM accounts WHERE id = 5", {}, &r).ok());
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0][0], SqlValue::Integer(6));
+  QueryResult d;
+  ASSERT_TRUE(Exec(a, "DELETE FROM accounts WHERE id = 5", {}, &d).ok());
+  EXPECT_EQ(d.rows_affected, 1);
+  ASSERT_TRUE(Exec(a, "SELECT balance FROM accounts WHERE id = 5", {}, &r).ok());
+  EXPECT_TRUE(r.rows.empty());
+  bool ro = false;
+  ASSERT_TRUE(rm_->IsReadOnly(a, &ro).ok());
+  EXPECT_TRUE(ro);  // inserted and deleted: nothing left to commit
+  PrepareResult pr;
+  ASSERT_TRUE(rm_->Prepare(a, {}, &pr).ok());
+  EXPECT_EQ(pr.vote, PrepareVote::kReadOnly);
+  EXPECT_EQ(Balance(5), -1);
+
+  // Delete then re-insert an existing key, then update it: one UPDATE in effect.
+  BranchKey b{"gb", "b"};
+  Begin(b);
+  ASSERT_TRUE(Exec(b, "DELETE FROM accounts WHERE id = 2").ok());
+  ASSERT_TRUE(Exec(b, "INSERT INTO accounts(id, balance, name) VALUES (2, 7, 'x')").ok());
+  ASSERT_TRUE(Exec(b, "UPDATE accounts SET balance = balance + 1 WHERE id = 2").ok());
+  // And insert then update a new key.
+  ASSERT_TRUE(Exec(b, "INSERT INTO accounts(id, balance) VALUES (6, 1)").ok());
+  ASSERT_TRUE(Exec(b, "UPDATE accounts SET balance = 60 WHERE id = 6").ok());
+  PrepareYes(b);
+  ASSERT_TRUE(rm_->CommitPrepared(b).ok());
+  EXPECT_EQ(Balance(2), 8);
+  EXPECT_EQ(Balance(6), 60);
+}
+
+// A statement that fails after earlier successful ones leaves nothing of itself behind and
+// keeps the branch's earlier changes intact (the agent then aborts the branch).
+TEST_F(SqliteRmTest, FailedStatementAfterEarlierWrites_NothingHalfApplied) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = 50 WHERE id = 2").ok());
+  // Row 1 (100) would succeed, row 2 (50) violates the CHECK: the statement fails whole.
+  EXPECT_EQ(Exec(a, "UPDATE accounts SET balance = balance - 60").code(), Status::Code::kAborted);
+  QueryResult r;
+  ASSERT_TRUE(Exec(a, "SELECT id, balance FROM accounts ORDER BY id", {}, &r).ok());
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0][1], SqlValue::Integer(100));
+  EXPECT_EQ(r.rows[1][1], SqlValue::Integer(50));
+  ASSERT_TRUE(rm_->Rollback(a).ok());
+  EXPECT_EQ(Balance(1), 100);
+  EXPECT_EQ(Balance(2), 100);
+  // Its row lock is gone.
+  BranchKey b{"gb", "b"};
+  Begin(b, 100);
+  EXPECT_TRUE(Exec(b, "UPDATE accounts SET balance = 1 WHERE id = 2").ok());
+  rm_->Rollback(b);
+}
+
+// A row the branch wrote is changed behind the agent's back (another SQLite client): the
+// branch's next statement cannot re-apply its changes and fails cleanly (branch votes NO);
+// nothing of the branch is applied.
+TEST_F(SqliteRmTest, ReapplicationConflict_FailsStatementCleanly) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = 50 WHERE id = 1").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = 60 WHERE id = 2").ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("shard.db").c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 2000);
+  ASSERT_EQ(
+      sqlite3_exec(db, "UPDATE accounts SET balance = 77 WHERE id = 2", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  Status s = Exec(a, "SELECT balance FROM accounts WHERE id = 1");
+  EXPECT_EQ(s.code(), Status::Code::kAborted) << s.ToString();
+  ASSERT_TRUE(rm_->Rollback(a).ok());
+  EXPECT_EQ(Balance(1), 100);
+  EXPECT_EQ(Balance(2), 77);
+}
+
+// Deadlock avoidance: a branch that holds row locks does not wait for an executing branch
+// (it fails at once), but does wait for a prepared one and then proceeds.
+TEST_F(SqliteRmTest, LockHolderWaitsOnlyForPreparedBranches) {
+  BranchKey a{"ga", "b"}, b{"gb", "b"};
+  Begin(a, 5000);
+  Begin(b, 5000);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 1 WHERE id = 1").ok());
+  ASSERT_TRUE(Exec(b, "UPDATE accounts SET balance = balance - 1 WHERE id = 2").ok());
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Exec(b, "UPDATE accounts SET balance = balance - 1 WHERE id = 1").code(),
+            Status::Code::kTimeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  rm_->Rollback(b);
+  BranchKey c{"gc", "b"};
+  Begin(c, 5000);
+  ASSERT_TRUE(Exec(c, "UPDATE accounts SET balance = balance - 1 WHERE id = 2").ok());
+  PrepareYes(a);
+  std::thread committer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(rm_->CommitPrepared(a).ok());
+  });
+  Status s = Exec(c, "UPDATE accounts SET balance = balance - 1 WHERE id = 1");
+  committer.join();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(rm_->CommitOnePhase(c).ok());
+  EXPECT_EQ(Balance(1), 98);
+  EXPECT_EQ(Balance(2), 99);
+}
+
+// The changeset accumulated over several statements is the recovery payload: it survives
+// prepare, a restart and Restore(), and commits exactly.
+TEST_F(SqliteRmTest, Restore_MultiStatementChangeset) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 30 WHERE id = 1").ok());
+  ASSERT_TRUE(Exec(a, "INSERT INTO accounts(id, balance) VALUES (3, 1)").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance + 29 WHERE id = 3").ok());
+  ASSERT_TRUE(Exec(a, "DELETE FROM accounts WHERE id = 2").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET name = 'one' WHERE id = 1").ok());
+  std::string payload = PrepareYes(a);
+  std::vector<std::string> keys;
+  ASSERT_TRUE(ChangesetLockKeys(payload, &keys).ok());
+  EXPECT_EQ(keys.size(), 3u);
+  rm_->Stop();
+  rm_ = Make();  // "restart"
+  ASSERT_TRUE(rm_->Restore(a, payload).ok());
+  for (int id : {1, 2, 3}) {
+    BranchKey b{"gb" + std::to_string(id), "b"};
+    Begin(b, 100);
+    EXPECT_EQ(Exec(b, "INSERT OR REPLACE INTO accounts(id, balance) VALUES (?, 9)",
+                   {SqlValue::Integer(id)})
+                  .code(),
+              Status::Code::kTimeout);
+    rm_->Rollback(b);
+  }
+  ASSERT_TRUE(rm_->CommitPrepared(a).ok());
+  EXPECT_EQ(Balance(1), 70);
+  EXPECT_EQ(Balance(2), -1);
+  EXPECT_EQ(Balance(3), 30);
+  QueryResult r;
+  BranchKey k{"check", "b"};
+  Begin(k);
+  ASSERT_TRUE(Exec(k, "SELECT name FROM accounts WHERE id = 1", {}, &r).ok());
+  EXPECT_EQ(r.rows[0][0], SqlValue::Text("one"));
+  rm_->Rollback(k);
+}
+
+TEST_F(SqliteRmTest, CommitOnePhase_MultiStatementBranch) {
+  BranchKey a{"ga", "b"};
+  Begin(a);
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance - 25 WHERE id = 1").ok());
+  ASSERT_TRUE(Exec(a, "UPDATE accounts SET balance = balance + 25 WHERE id = 2").ok());
+  ASSERT_TRUE(Exec(a, "INSERT INTO accounts(id, balance) VALUES (3, 3)").ok());
+  ASSERT_TRUE(Exec(a, "DELETE FROM accounts WHERE id = 3").ok());
+  ASSERT_TRUE(Exec(a, "INSERT INTO accounts(id, balance) VALUES (4, 4)").ok());
+  ASSERT_TRUE(rm_->CommitOnePhase(a).ok());
+  EXPECT_EQ(Balance(1), 75);
+  EXPECT_EQ(Balance(2), 125);
+  EXPECT_EQ(Balance(3), -1);
+  EXPECT_EQ(Balance(4), 4);
+  bool committed = false;
+  ASSERT_TRUE(rm_->CommitEvidence(a, &committed).ok());
+  EXPECT_TRUE(committed);
+  // Its locks are gone.
+  BranchKey b{"gb", "b"};
+  Begin(b, 100);
+  EXPECT_TRUE(Exec(b, "UPDATE accounts SET balance = 0 WHERE id = 4").ok());
+  rm_->Rollback(b);
+}
+
+// Many branches execute, stay open and then commit concurrently, on distinct rows.
+TEST_F(SqliteRmTest, ManyOpenBranchesCommitConcurrently) {
+  constexpr int kBranches = 8;
+  std::vector<BranchKey> keys;
+  for (int i = 0; i < kBranches; ++i) {
+    BranchKey k{"m" + std::to_string(i), "b"};
+    Begin(k, 300);
+    ASSERT_TRUE(
+        Exec(k, "INSERT INTO accounts(id, balance) VALUES (?, 0)", {SqlValue::Integer(100 + i)})
+            .ok());
+    keys.push_back(k);
+  }
+  for (int i = 0; i < kBranches; ++i) {
+    ASSERT_TRUE(Exec(keys[i], "UPDATE accounts SET balance = ? WHERE id = ?",
+                     {SqlValue::Integer(i + 1), SqlValue::Integer(100 + i)})
+                    .ok());
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kBranches; ++i) {
+    threads.emplace_back([&, i] {
+      if (i % 2) {
+        EXPECT_TRUE(rm_->CommitOnePhase(keys[i]).ok());
+      } else {
+        PrepareResult pr;
+        EXPECT_TRUE(rm_->Prepare(keys[i], {}, &pr).ok());
+        EXPECT_TRUE(rm_->CommitPrepared(keys[i]).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kBranches; ++i) EXPECT_EQ(Balance(100 + i), i + 1);
 }
 
 TEST(ChangesetLockKeys, EmptyAndGarbage) {
