@@ -1,23 +1,15 @@
 #include "bench/branch_client.h"
 
-#include <thrift/protocol/TBinaryProtocol.h>
-#include <thrift/protocol/TMultiplexedProtocol.h>
-#include <thrift/transport/TSocket.h>
-
 #include <chrono>
 #include <thread>
 
 #include "bench/decision_client.h"
 #include "participant/rpc_names.h"
-#include "thrift/framed_transport.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::bench {
 
 using apache::thrift::TException;
-using apache::thrift::protocol::TBinaryProtocol;
-using apache::thrift::protocol::TMultiplexedProtocol;
-using apache::thrift::transport::TSocket;
-using verdict::rpc::FramedTransport;
 
 namespace {
 
@@ -44,40 +36,17 @@ BranchClient::~BranchClient() { Close(); }
 Status BranchClient::Connect(const std::string& address) {
   Close();
   address_ = address;
-  std::string host;
-  int port = 0;
-  if (!SplitHostPort(address, &host, &port)) {
-    return Status::InvalidArgument("bad address '" + address + "'");
-  }
-  try {
-    auto socket = std::make_shared<TSocket>(host, port);
-    socket->setConnTimeout(timeout_ms_);
-    socket->setSendTimeout(timeout_ms_);
-    socket->setRecvTimeout(timeout_ms_);
-    socket->setNoDelay(true);
-    auto framed = std::make_shared<FramedTransport>(socket);
-    framed->open();
-    auto protocol = std::make_shared<TBinaryProtocol>(framed);
-    auto mux = std::make_shared<TMultiplexedProtocol>(protocol,
-                                                      participant::kParticipantServiceName);
-    client_ = std::make_unique<rpc::ParticipantServiceClient>(mux);
-    transport_ = framed;
-  } catch (const TException& e) {
-    Close();
-    return Status::Unavailable(address + ": " + e.what());
-  }
+  auto channel = std::make_unique<rpc::ThriftChannel>(address, participant::kParticipantServiceName,
+                                                      timeout_ms_);
+  VERDICT_RETURN_IF_ERROR(channel->Open());
+  client_ = std::make_unique<rpc::ParticipantServiceClient>(channel->protocol());
+  channel_ = std::move(channel);
   return Status::OK();
 }
 
 void BranchClient::Close() {
   client_.reset();
-  if (transport_) {
-    try {
-      transport_->close();
-    } catch (const TException&) {
-    }
-    transport_.reset();
-  }
+  channel_.reset();
 }
 
 BranchClient::Result BranchClient::RunBranch(const std::string& participant_name,

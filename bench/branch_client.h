@@ -13,6 +13,7 @@
 
 #include "ParticipantService.h"
 #include "common/status.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::bench {
 
@@ -60,7 +61,7 @@ class BranchClient {
  private:
   const int timeout_ms_;
   std::string address_;
-  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::unique_ptr<rpc::ThriftChannel> channel_;
   std::unique_ptr<rpc::ParticipantServiceClient> client_;
 };
 

@@ -1,78 +1,28 @@
 #include "bench/decision_client.h"
 
-#include <thrift/protocol/TBinaryProtocol.h>
-#include <thrift/protocol/TMultiplexedProtocol.h>
-#include <thrift/transport/TBufferTransports.h>
-#include <thrift/transport/TSocket.h>
-
 #include "coordinator/server/rpc_names.h"
-#include "thrift/framed_transport.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::bench {
 
 using apache::thrift::TException;
-using apache::thrift::protocol::TBinaryProtocol;
-using apache::thrift::protocol::TMultiplexedProtocol;
-using apache::thrift::transport::TSocket;
-using verdict::rpc::FramedTransport;
-
-bool SplitHostPort(const std::string& address, std::string* host, int* port) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
-  std::string h = address.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  int p = 0;
-  for (size_t i = colon + 1; i < address.size(); ++i) {
-    char c = address[i];
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-    if (p > 65535) return false;
-  }
-  if (p == 0) return false;
-  *host = h;
-  *port = p;
-  return true;
-}
 
 DecisionClient::~DecisionClient() { Close(); }
 
 Status DecisionClient::Connect(const std::string& address) {
   Close();
   address_ = address;
-  std::string host;
-  int port = 0;
-  if (!SplitHostPort(address, &host, &port)) {
-    return Status::InvalidArgument("bad address '" + address + "'");
-  }
-  try {
-    auto socket = std::make_shared<TSocket>(host, port);
-    socket->setConnTimeout(timeout_ms_);
-    socket->setSendTimeout(timeout_ms_);
-    socket->setRecvTimeout(timeout_ms_);
-    socket->setNoDelay(true);
-    auto framed = std::make_shared<FramedTransport>(socket);
-    framed->open();
-    auto protocol = std::make_shared<TBinaryProtocol>(framed);
-    auto mux = std::make_shared<TMultiplexedProtocol>(protocol,
-                                                      coordinator::server::kCoordinatorServiceName);
-    client_ = std::make_unique<rpc::CoordinatorServiceClient>(mux);
-    transport_ = framed;
-  } catch (const TException& e) {
-    Close();
-    return Status::Unavailable(address + ": " + e.what());
-  }
+  auto channel = std::make_unique<rpc::ThriftChannel>(
+      address, coordinator::server::kCoordinatorServiceName, timeout_ms_);
+  VERDICT_RETURN_IF_ERROR(channel->Open());
+  client_ = std::make_unique<rpc::CoordinatorServiceClient>(channel->protocol());
+  channel_ = std::move(channel);
   return Status::OK();
 }
 
 void DecisionClient::Close() {
   client_.reset();
-  if (transport_) {
-    try {
-      transport_->close();
-    } catch (const TException&) {
-    }
-    transport_.reset();
-  }
+  channel_.reset();
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include "CoordinatorService.h"
 #include "common/status.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::bench {
 
@@ -51,11 +52,8 @@ class DecisionClient {
  private:
   const int timeout_ms_;
   std::string address_;
-  std::shared_ptr<apache::thrift::transport::TTransport> transport_;
+  std::unique_ptr<rpc::ThriftChannel> channel_;
   std::unique_ptr<rpc::CoordinatorServiceClient> client_;
 };
-
-// Splits HOST:PORT. False if malformed.
-bool SplitHostPort(const std::string& address, std::string* host, int* port);
 
 }  // namespace verdict::bench

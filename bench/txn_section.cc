@@ -15,6 +15,8 @@
 #include "bench/child_process.h"
 #include "bench/coordinator_cluster.h"
 #include "bench/latency_samples.h"
+#include "coordinator/server/rpc_names.h"
+#include "participant/rpc_names.h"
 #include "thrift/thrift_channel.h"
 
 namespace verdict::bench {
@@ -115,8 +117,8 @@ class TxnClient {
         rpc::OpenBranchRequest open;
         open.gtid = b.gtid;
         open.branch = branch;
-        open.protocol = protocol_ == rpc::Protocol::THREE_PC ? rpc::Protocol::THREE_PC
-                                                              : rpc::Protocol::TWO_PC;
+        open.protocol =
+            protocol_ == rpc::Protocol::THREE_PC ? rpc::Protocol::THREE_PC : rpc::Protocol::TWO_PC;
         open.timeout_ms = 10000;
         rpc::OpenBranchResponse o;
         agents_[i]->OpenBranch(o, open);
@@ -169,8 +171,8 @@ class TxnClient {
 
   bool Connect(std::string* error) {
     if (coordinator_) return true;
-    coordinator_channel_ = std::make_unique<rpc::ThriftChannel>(leader_, "Coordinator",
-                                                                kCallTimeoutMs);
+    coordinator_channel_ = std::make_unique<rpc::ThriftChannel>(
+        leader_, coordinator::server::kCoordinatorServiceName, kCallTimeoutMs);
     Status s = coordinator_channel_->Open();
     if (!s.ok()) {
       *error = s.ToString();
@@ -180,8 +182,8 @@ class TxnClient {
     coordinator_ =
         std::make_unique<rpc::CoordinatorServiceClient>(coordinator_channel_->protocol());
     for (const Shard& shard : shards_) {
-      auto ch = std::make_unique<rpc::ThriftChannel>(shard.agent->address(), "Participant",
-                                                     kCallTimeoutMs);
+      auto ch = std::make_unique<rpc::ThriftChannel>(
+          shard.agent->address(), participant::kParticipantServiceName, kCallTimeoutMs);
       s = ch->Open();
       if (!s.ok()) {
         *error = s.ToString();
@@ -216,7 +218,7 @@ Status WaitForRegistry(const std::string& leader, const std::vector<Shard>& shar
   const auto deadline = Clock::now() + kStartTimeout;
   std::string last;
   while (Clock::now() < deadline && !Interrupted()) {
-    rpc::ThriftChannel ch(leader, "Registry", 5000);
+    rpc::ThriftChannel ch(leader, coordinator::server::kRegistryServiceName, 5000);
     if (ch.Open().ok()) {
       try {
         rpc::ParticipantRegistryServiceClient client(ch.protocol());
@@ -295,8 +297,10 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
       std::vector<ClientTally> tallies(static_cast<size_t>(k));
       std::vector<std::thread> threads;
       const auto t0 = Clock::now();
-      const auto from = t0 + std::chrono::milliseconds(static_cast<int64_t>(options.warmup_s * 1e3));
-      const auto to = from + std::chrono::milliseconds(static_cast<int64_t>(options.duration_s * 1e3));
+      const auto from =
+          t0 + std::chrono::milliseconds(static_cast<int64_t>(options.warmup_s * 1e3));
+      const auto to =
+          from + std::chrono::milliseconds(static_cast<int64_t>(options.duration_s * 1e3));
       for (int c = 0; c < k; ++c) {
         threads.emplace_back([&, c] {
           TxnClient client(current, shards, protocol, 0x5eed0000u + c * 7919u + k);
@@ -335,11 +339,12 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
           .Number("max_ms", total.latency.MaxMs());
       if (!total.last_error.empty()) level.String("last_error", total.last_error);
       protocol_json.Object(std::to_string(k), level);
-      Progress("%s, %d clients: %.0f commits/s, p50 %.2f ms, p99 %.2f ms (%llu aborted, %llu "
-               "unknown, %llu errors)",
-               pname.c_str(), k, tps, p50, p99, static_cast<unsigned long long>(total.aborted),
-               static_cast<unsigned long long>(total.unknown),
-               static_cast<unsigned long long>(total.errors));
+      Progress(
+          "%s, %d clients: %.0f commits/s, p50 %.2f ms, p99 %.2f ms (%llu aborted, %llu "
+          "unknown, %llu errors)",
+          pname.c_str(), k, tps, p50, p99, static_cast<unsigned long long>(total.aborted),
+          static_cast<unsigned long long>(total.unknown),
+          static_cast<unsigned long long>(total.errors));
       if (total.errors > 0) Progress("last error: %s", total.last_error.c_str());
     }
     figures->levels.Object(pname, protocol_json);
@@ -364,8 +369,7 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
       figures->errors.push_back("txn: money not conserved: " + std::to_string(a + b - 2 * initial));
     }
   } else {
-    figures->errors.push_back("txn: cannot read balances: " + sa.ToString() + " " +
-                              sb.ToString());
+    figures->errors.push_back("txn: cannot read balances: " + sa.ToString() + " " + sb.ToString());
   }
   figures->levels.Object("money", money);
   return Status::OK();
