@@ -120,10 +120,10 @@ AgentRun RunAgentClosedLoop(const std::vector<AgentTarget>& agents, int clients_
   threads.reserve(static_cast<size_t>(total));
   for (size_t a = 0; a < agents.size(); ++a) {
     for (int c = 0; c < clients_per_agent; ++c) {
-      ClientTally* tally = &tallies[a * static_cast<size_t>(clients_per_agent) +
-                                    static_cast<size_t>(c)];
-      threads.emplace_back(Client, std::cref(agents[a]), static_cast<int>(a), c,
-                           clients_per_agent, std::cref(options), std::ref(clock), tally);
+      ClientTally* tally =
+          &tallies[a * static_cast<size_t>(clients_per_agent) + static_cast<size_t>(c)];
+      threads.emplace_back(Client, std::cref(agents[a]), static_cast<int>(a), c, clients_per_agent,
+                           std::cref(options), std::ref(clock), tally);
     }
   }
   clock.ready.wait();
@@ -156,8 +156,7 @@ AgentRun RunAgentClosedLoop(const std::vector<AgentTarget>& agents, int clients_
   for (size_t a = 0; a < agents.size(); ++a) {
     ShardRun shard;
     shard.name = agents[a].name;
-    shard.agent_cpu_pct =
-        100 * (ProcessCpuSeconds(agents[a].pid) - cpu_before[a]) / seconds_read;
+    shard.agent_cpu_pct = 100 * (ProcessCpuSeconds(agents[a].pid) - cpu_before[a]) / seconds_read;
     shard.agent_threads = ProcessThreads(agents[a].pid);
     run.shards.push_back(std::move(shard));
   }

@@ -49,7 +49,7 @@ struct ShardRun {
   // prepare, commit; BranchClient::kStepNames), in ms.
   std::array<double, 4> step_mean_ms{};
   std::array<double, 4> step_max_ms{};
-  double agent_cpu_pct = 0;       // the agent process over the window (100 = one core)
+  double agent_cpu_pct = 0;  // the agent process over the window (100 = one core)
   int agent_threads = -1;
   LatencySamples latency;
 };

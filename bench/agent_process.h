@@ -24,7 +24,7 @@ struct AgentProcessOptions {
   // --coordinators; empty: a free port nobody listens on (the agent alone, for the agent
   // benchmark).
   std::string coordinators;
-  bool keep_data = false;          // leave the temp directory (data, log) after Stop()
+  bool keep_data = false;  // leave the temp directory (data, log) after Stop()
 };
 
 class AgentProcess {

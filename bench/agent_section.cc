@@ -123,10 +123,11 @@ void ReportRun(const char* backend, AgentRun& run) {
         static_cast<unsigned long long>(s.commit_retries),
         static_cast<unsigned long long>(s.rejected), s.agent_cpu_pct, run.bench_cpu_pct,
         run.machine_busy_pct);
-    Progress("  mean / max ms per step: open %.2f / %.0f, execute %.2f / %.0f, prepare %.2f / %.0f, "
-             "commit %.2f / %.0f",
-             s.step_mean_ms[0], s.step_max_ms[0], s.step_mean_ms[1], s.step_max_ms[1],
-             s.step_mean_ms[2], s.step_max_ms[2], s.step_mean_ms[3], s.step_max_ms[3]);
+    Progress(
+        "  mean / max ms per step: open %.2f / %.0f, execute %.2f / %.0f, prepare %.2f / %.0f, "
+        "commit %.2f / %.0f",
+        s.step_mean_ms[0], s.step_max_ms[0], s.step_mean_ms[1], s.step_max_ms[1], s.step_mean_ms[2],
+        s.step_max_ms[2], s.step_mean_ms[3], s.step_max_ms[3]);
     if (!s.first_problem.empty()) Progress("  first problem: %s", s.first_problem.c_str());
   }
 }
@@ -199,10 +200,11 @@ Status RunPostgres(const AgentSectionOptions& options, AgentFigures* figures) {
   for (const std::string& db : shards) {
     VERDICT_RETURN_IF_ERROR(server.CreateDatabase(db));
     VERDICT_RETURN_IF_ERROR(
-        server.Exec(db, "CREATE TABLE accounts(id int PRIMARY KEY, balance bigint NOT NULL); "
-                        "INSERT INTO accounts SELECT g, " +
-                            std::to_string(kInitialBalance) + " FROM generate_series(1, " +
-                            std::to_string(kAccounts) + ") g"));
+        server.Exec(db,
+                    "CREATE TABLE accounts(id int PRIMARY KEY, balance bigint NOT NULL); "
+                    "INSERT INTO accounts SELECT g, " +
+                        std::to_string(kInitialBalance) + " FROM generate_series(1, " +
+                        std::to_string(kAccounts) + ") g"));
     AgentProcessOptions agent_options;
     agent_options.participant_binary = options.participant_binary;
     agent_options.name = db;
@@ -247,10 +249,11 @@ Status RunPostgres(const AgentSectionOptions& options, AgentFigures* figures) {
       if (s.code() == Status::Code::kNotFound) anchor_script.clear();
       continue;
     }
-    Progress("postgres: pgbench two-phase %.1f / %.1f tps (ceiling %.1f), plain %.1f tps; "
-             "agent / pgbench = %.2f",
-             anchor.twopc_tps_shard_a, anchor.twopc_tps_shard_b, anchor.ceiling_tps,
-             anchor.plain_tps, run.SlowestPerS() / anchor.ceiling_tps);
+    Progress(
+        "postgres: pgbench two-phase %.1f / %.1f tps (ceiling %.1f), plain %.1f tps; "
+        "agent / pgbench = %.2f",
+        anchor.twopc_tps_shard_a, anchor.twopc_tps_shard_b, anchor.ceiling_tps, anchor.plain_tps,
+        run.SlowestPerS() / anchor.ceiling_tps);
     figures->pgbench_tps[k] = anchor.ceiling_tps;
     JsonObject a;
     a.Number("twopc_tps_shard_a", anchor.twopc_tps_shard_a)

@@ -16,8 +16,8 @@
 namespace verdict::bench {
 
 struct AgentSectionOptions {
-  std::string participant_binary;    // verdict-participant
-  std::string source_dir;            // to find ../shared/anchors
+  std::string participant_binary;         // verdict-participant
+  std::string source_dir;                 // to find ../shared/anchors
   std::vector<int> clients = {1, 8, 32};  // concurrent branches per agent
   double duration_s = 10;
   double warmup_s = 1;
@@ -29,10 +29,10 @@ struct AgentSectionOptions {
 
 // What the section measured. A level missing from a map was not measured (see errors).
 struct AgentFigures {
-  std::map<int, double> sqlite_bps;    // branches/s of the one SQLite agent
-  std::map<int, double> pg_bps;        // the slower of the two PostgreSQL agents
-  std::map<int, double> pgbench_tps;   // the anchor's two-phase ceiling (slower database)
-  JsonObject sqlite_levels;            // per level: every reading
+  std::map<int, double> sqlite_bps;   // branches/s of the one SQLite agent
+  std::map<int, double> pg_bps;       // the slower of the two PostgreSQL agents
+  std::map<int, double> pgbench_tps;  // the anchor's two-phase ceiling (slower database)
+  JsonObject sqlite_levels;           // per level: every reading
   JsonObject pg_levels;
   JsonObject pgbench_levels;
   std::vector<std::string> errors;

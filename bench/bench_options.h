@@ -19,8 +19,8 @@ struct BenchOptions {
   double paced_rate = 1000;
   int paced_threads = 16;
   int proposers_per_call = 1;  // closed loop: decisions coalesced into one DecideBatch
-  bool anchor = true;     // the etcd anchor (with the log benchmark)
-  bool pg_anchor = true;  // pg-2pc-ceiling.sh (with the PostgreSQL agent benchmark)
+  bool anchor = true;          // the etcd anchor (with the log benchmark)
+  bool pg_anchor = true;       // pg-2pc-ceiling.sh (with the PostgreSQL agent benchmark)
   std::vector<int> agent_clients = {1, 8, 32};  // concurrent branches per agent
   std::vector<int> txn_clients = {1, 16, 64};   // concurrent 2-branch transactions
   std::string etcd_load = "l";

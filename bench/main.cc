@@ -18,7 +18,6 @@
 #include <thread>
 
 #include "bench/agent_section.h"
-#include "bench/txn_section.h"
 #include "bench/bench_options.h"
 #include "bench/child_process.h"
 #include "bench/coordinator_cluster.h"
@@ -26,6 +25,7 @@
 #include "bench/json_writer.h"
 #include "bench/log_benchmark.h"
 #include "bench/resource_usage.h"
+#include "bench/txn_section.h"
 
 namespace verdict::bench {
 namespace {

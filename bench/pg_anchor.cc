@@ -34,9 +34,9 @@ Status RunPgAnchor(const std::string& script, int seconds, int clients,
                    std::chrono::seconds timeout, PgAnchorResult* result) {
   *result = PgAnchorResult();
   ChildProcess child;
-  VERDICT_RETURN_IF_ERROR(child.Start(
-      {"/bin/bash", script, std::to_string(seconds), std::to_string(clients)}, "",
-      /*capture_stdout=*/true));
+  VERDICT_RETURN_IF_ERROR(
+      child.Start({"/bin/bash", script, std::to_string(seconds), std::to_string(clients)}, "",
+                  /*capture_stdout=*/true));
   std::string out;
   const bool eof = child.ReadStdoutUntilEof(std::chrono::steady_clock::now() + timeout, &out);
   // After EOF the script is cleaning up (stopping its server, removing its directory).

@@ -14,7 +14,7 @@
 namespace verdict::bench {
 
 struct PgAnchorResult {
-  double plain_tps = 0;         // one database, plain COMMIT
+  double plain_tps = 0;          // one database, plain COMMIT
   double twopc_tps_shard_a = 0;  // two-phase, shard_a, while shard_b runs too
   double twopc_tps_shard_b = 0;
   double ceiling_tps = 0;  // min of the two: the script's transfer_ceiling_tps

@@ -6,9 +6,9 @@
 #include <chrono>
 #include <set>
 
+#include "common/failpoint.h"
 #include "common/panic.h"
 #include "participant/agent_branch.h"
-#include "common/failpoint.h"
 
 namespace verdict::participant {
 
@@ -101,14 +101,14 @@ Status Agent::Recover() {
       bool committed = false;
       Status es = rm_.CommitEvidence(key, &committed);
       if (!es.ok()) {
-        return Status::Unavailable("cannot read the commit evidence of branch " + Name(key) +
-                                   ": " + es.ToString());
+        return Status::Unavailable("cannot read the commit evidence of branch " + Name(key) + ": " +
+                                   es.ToString());
       }
       if (committed) {
         b->state = BranchState::kCommitted;
         branches_[key] = b;
-        spdlog::info("branch {} is {} in the journal and committed in the {} database",
-                     Name(key), BranchStateName(r.state), rm_.backend());
+        spdlog::info("branch {} is {} in the journal and committed in the {} database", Name(key),
+                     BranchStateName(r.state), rm_.backend());
         continue;
       }
       Status rs = rm_.Restore(key, r.rm_payload);
@@ -129,13 +129,15 @@ Status Agent::Recover() {
         Status rs = rm_.RollbackPrepared(key);
         b->rm_leftover = !rs.ok();
         b->rm_leftover_since_ms = now;
-        spdlog::warn("branch {} is ABORTED in the journal but prepared in the {} database: "
-                     "rollback {}",
-                     Name(key), rm_.backend(), rs.ToString());
+        spdlog::warn(
+            "branch {} is ABORTED in the journal but prepared in the {} database: "
+            "rollback {}",
+            Name(key), rm_.backend(), rs.ToString());
       } else {
-        spdlog::critical("branch {} is {} in the journal but prepared in the {} database; "
-                         "left alone",
-                         Name(key), BranchStateName(r.state), rm_.backend());
+        spdlog::critical(
+            "branch {} is {} in the journal but prepared in the {} database; "
+            "left alone",
+            Name(key), BranchStateName(r.state), rm_.backend());
       }
     }
     branches_[key] = b;
@@ -153,9 +155,10 @@ Status Agent::Recover() {
     branches_[key] = b;
     ++adopted;
   }
-  spdlog::info("recovered {} branch records, {} in doubt re-established, {} prepared branches "
-               "adopted from the {} database",
-               last.size(), restored, adopted, rm_.backend());
+  spdlog::info(
+      "recovered {} branch records, {} in doubt re-established, {} prepared branches "
+      "adopted from the {} database",
+      last.size(), restored, adopted, rm_.backend());
   return Status::OK();
 }
 
@@ -163,8 +166,8 @@ void Agent::AdoptLocked(Branch& b) {
   // Registers the branch with the RM as prepared (PostgreSQL: checks pg_prepared_xacts).
   Status rs = rm_.Restore(b.key, "");
   if (!rs.ok()) {
-    spdlog::error("branch {}: cannot adopt it from the {} database: {}", Name(b.key),
-                  rm_.backend(), rs.ToString());
+    spdlog::error("branch {}: cannot adopt it from the {} database: {}", Name(b.key), rm_.backend(),
+                  rs.ToString());
     return;
   }
   const int64_t now = clock_->NowMs();
@@ -175,10 +178,11 @@ void Agent::AdoptLocked(Branch& b) {
   b.state_since_ms = now;
   b.next_inquiry_ms = now + options_.inquiry_after_ms;
   b.backoff_ms = 0;
-  spdlog::warn("branch {} is prepared in the {} database but has no record in the journal "
-               "(its lazily appended PREPARED record was lost in a crash, or the agent died "
-               "before its vote left): adopted as PREPARED, 2PC, participant list unknown",
-               Name(b.key), rm_.backend());
+  spdlog::warn(
+      "branch {} is prepared in the {} database but has no record in the journal "
+      "(its lazily appended PREPARED record was lost in a crash, or the agent died "
+      "before its vote left): adopted as PREPARED, 2PC, participant list unknown",
+      Name(b.key), rm_.backend());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -366,9 +370,10 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
       // leftover back), so that it never comes back as a YES-capable PREPARED branch.
       Status js = Journal(*b, BranchState::kAborted);
       if (!js.ok()) {
-        VERDICT_PANIC("branch %s: PREPARE failed, the database may still hold it prepared "
-                      "and the NO vote cannot be journaled (%s): stopping before replying",
-                      Name(key).c_str(), js.ToString().c_str());
+        VERDICT_PANIC(
+            "branch %s: PREPARE failed, the database may still hold it prepared "
+            "and the NO vote cannot be journaled (%s): stopping before replying",
+            Name(key).c_str(), js.ToString().c_str());
       }
       b->rm_leftover = true;
       b->rm_leftover_since_ms = now;
@@ -415,10 +420,10 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
       b->state_since_ms = now;
       b->next_inquiry_ms = now + options_.inquiry_after_ms;
       b->backoff_ms = 0;
-      out.reply = Current(*b, ReplyCode::kUnavailable,
-                          "cannot journal the prepare (" + s.message() +
-                              ") nor undo it in the database (" + undo.message() +
-                              "): prepared, vote withheld");
+      out.reply =
+          Current(*b, ReplyCode::kUnavailable,
+                  "cannot journal the prepare (" + s.message() + ") nor undo it in the database (" +
+                      undo.message() + "): prepared, vote withheld");
       return out;
     }
     AbortActiveLocked(*b, "cannot make the prepare durable: " + s.message());
@@ -509,9 +514,10 @@ Reply Agent::DecideLocked(Branch& b, bool commit, const char* why) {
     }
     if (s.code() == Status::Code::kFailedPrecondition && !commit) {
       // RollbackPrepared found the commit marker: the branch committed (heuristic hazard).
-      spdlog::critical("HEURISTIC HAZARD: ABORT ({}) of branch {} which committed in the {} "
-                       "database: {}",
-                       why, Name(b.key), rm_.backend(), s.ToString());
+      spdlog::critical(
+          "HEURISTIC HAZARD: ABORT ({}) of branch {} which committed in the {} "
+          "database: {}",
+          why, Name(b.key), rm_.backend(), s.ToString());
       Status js = Journal(b, BranchState::kCommitted);
       if (js.ok()) {
         b.state = BranchState::kCommitted;
@@ -555,9 +561,10 @@ Status Agent::RecallLocked(Branch& b) {
   if (committed) {
     b.state = BranchState::kCommitted;
     b.state_since_ms = clock_->NowMs();
-    spdlog::info("branch {}: no record in the agent; recalled as COMMITTED from the {} "
-                 "database's commit marker",
-                 Name(b.key), rm_.backend());
+    spdlog::info(
+        "branch {}: no record in the agent; recalled as COMMITTED from the {} "
+        "database's commit marker",
+        Name(b.key), rm_.backend());
     return Status::OK();
   }
   if (rm_.DurablePrepare()) {
@@ -587,12 +594,12 @@ Reply Agent::Commit(const BranchKey& key, bool one_phase) {
       if (created) Erase(key);
       if (!s.ok()) {
         return Current(*b, ReplyCode::kUnavailable,
-                       "no record of this branch and no answer from the database: " +
-                           s.ToString());
+                       "no record of this branch and no answer from the database: " + s.ToString());
       }
-      spdlog::critical("HEURISTIC HAZARD: COMMIT of branch {}, of which the agent has no "
-                       "record and the {} database no commit marker",
-                       Name(key), rm_.backend());
+      spdlog::critical(
+          "HEURISTIC HAZARD: COMMIT of branch {}, of which the agent has no "
+          "record and the {} database no commit marker",
+          Name(key), rm_.backend());
       return Current(*b, ReplyCode::kNotFound, "no record of this branch: heuristic hazard");
     }
     if (b->state == BranchState::kCommitted) {
@@ -710,8 +717,8 @@ std::vector<BranchStatus> Agent::ListInDoubt() {
     if (!BranchStateMachine::InDoubt(b->state) && b->state != BranchState::kOutcomeUnknown) {
       continue;
     }
-    out.push_back({b->key, b->state, b->protocol, b->participants, now - b->state_since_ms,
-                   Status::OK()});
+    out.push_back(
+        {b->key, b->state, b->protocol, b->participants, now - b->state_since_ms, Status::OK()});
   }
   return out;
 }

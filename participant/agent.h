@@ -57,7 +57,7 @@ struct AgentOptions {
   // after it is forgotten from memory and journal) are pruned after this long; 0 = never.
   // 0 or >= decided_retention_ms. Safety assumption: docs/participant.md, "Commit evidence".
   int64_t commit_evidence_retention_ms = 7LL * 24 * 3600 * 1000;
-  int orphan_safety_ms = 60000;         // RM-prepared branch unknown to the journal
+  int orphan_safety_ms = 60000;  // RM-prepared branch unknown to the journal
   uint64_t journal_compact_bytes = 64ull << 20;
   int tick_ms = 100;  // background Tick() period
 };

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <set>
 
+#include "common/failpoint.h"
 #include "participant/agent.h"
 #include "participant/agent_branch.h"
-#include "common/failpoint.h"
 
 namespace verdict::participant {
 

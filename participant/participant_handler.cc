@@ -157,8 +157,8 @@ void ParticipantHandler::GetBranchStatus(rpc::BranchStatusResponse& out,
   if (!st.lookup.ok()) {
     // No record, and the database could not say whether it committed: not an answer.
     out.code = rpc::ParticipantCode::UNAVAILABLE;
-    out.message = "no record of this branch and no answer from the database: " +
-                  st.lookup.ToString();
+    out.message =
+        "no record of this branch and no answer from the database: " + st.lookup.ToString();
     return;
   }
   out.code =

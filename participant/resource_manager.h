@@ -234,10 +234,10 @@ class ResourceManager {
 
   // One-phase commit of an open, unprepared branch (single-participant transaction): no
   // prepare, no journal. OK = committed, with its commit marker if it wrote anything (a
-  // branch that wrote nothing leaves no marker: there is nothing to prove). Aborted/Timeout = rolled
-  // back, nothing visible. IOError/Unavailable = the outcome is UNKNOWN (e.g. the
-  // connection died during COMMIT and the server could not be asked): the agent reports
-  // the branch in doubt (UNAVAILABLE, state OUTCOME_UNKNOWN), never ABORTED.
+  // branch that wrote nothing leaves no marker: there is nothing to prove). Aborted/Timeout =
+  // rolled back, nothing visible. IOError/Unavailable = the outcome is UNKNOWN (e.g. the connection
+  // died during COMMIT and the server could not be asked): the agent reports the branch in doubt
+  // (UNAVAILABLE, state OUTCOME_UNKNOWN), never ABORTED.
   virtual Status CommitOnePhase(const BranchKey& key) = 0;
 
   // Whether the open branch has written nothing so far (used for status; Prepare decides

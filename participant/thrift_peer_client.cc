@@ -2,8 +2,8 @@
 #include "ParticipantService.h"
 #include "participant/peer_client.h"
 #include "participant/rpc_names.h"
-#include "thrift/thrift_channel.h"
 #include "participant/thrift_conversions.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::participant {
 

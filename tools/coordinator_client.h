@@ -124,5 +124,4 @@ Status GetDecisionOnLeader(const std::vector<std::string>& addresses,
                            std::chrono::steady_clock::time_point deadline,
                            rpc::GetDecisionResponse* out, int call_timeout_ms = 6000);
 
-
 }  // namespace verdict::tools

@@ -9,6 +9,7 @@
 // Exit codes: 0 success, 1 no answer / not decided in time (hazards: some exist), 2 usage
 // or invalid request, 3 (get, show) nothing recorded, 4 (resolve) refused.
 #include <thrift/Thrift.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -19,8 +20,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "tools/coordinator_client.h"
 #include "tools/verdictctl_txn.h"

@@ -79,9 +79,9 @@ int ListTxnsCommand(const std::vector<std::string>& addresses, bool in_doubt, in
   std::printf("%-24s %-5s %-20s %-8s %10s %-8s %s\n", "GTID", "PROTO", "PHASE", "DECISION",
               "AGE_MS", "IN_DOUBT", "BRANCHES");
   for (const rpc::TxnInfo& t : resp.txns) {
-    std::printf("%-24s %-5s %-20s %-8s %10lld %-8s %s\n", t.gtid.c_str(),
-                ProtocolName(t.protocol), t.phase.c_str(), DecisionText(t).c_str(),
-                static_cast<long long>(t.age_ms), t.in_doubt ? "yes" : "no", Votes(t).c_str());
+    std::printf("%-24s %-5s %-20s %-8s %10lld %-8s %s\n", t.gtid.c_str(), ProtocolName(t.protocol),
+                t.phase.c_str(), DecisionText(t).c_str(), static_cast<long long>(t.age_ms),
+                t.in_doubt ? "yes" : "no", Votes(t).c_str());
   }
   std::printf("%zu transaction(s)%s%s\n", resp.txns.size(), in_doubt ? " in doubt" : "",
               resp.truncated ? " (truncated: raise --limit)" : "");
@@ -147,8 +147,8 @@ int ShowCommand(const std::vector<std::string>& addresses, const std::string& gt
   return 0;
 }
 
-int ResolveCommand(const std::vector<std::string>& addresses, const std::string& gtid,
-                   bool commit, const std::string& who, const std::string& why, int timeout_ms) {
+int ResolveCommand(const std::vector<std::string>& addresses, const std::string& gtid, bool commit,
+                   const std::string& who, const std::string& why, int timeout_ms) {
   rpc::ResolveRequest req;
   req.gtid = gtid;
   req.outcome = commit ? rpc::Outcome::COMMIT : rpc::Outcome::ABORT;
@@ -164,8 +164,8 @@ int ResolveCommand(const std::vector<std::string>& addresses, const std::string&
   if (!s.ok()) return Failed(("cannot resolve " + gtid).c_str(), s);
   switch (resp.code) {
     case rpc::ResultCode::OK:
-      std::printf("%s resolved %s (heuristic, by %s)\n", gtid.c_str(),
-                  commit ? "COMMIT" : "ABORT", who.c_str());
+      std::printf("%s resolved %s (heuristic, by %s)\n", gtid.c_str(), commit ? "COMMIT" : "ABORT",
+                  who.c_str());
       return 0;
     case rpc::ResultCode::WRONG_STATE:
       std::printf("%s not resolved: %s%s%s\n", gtid.c_str(), resp.message.c_str(),
@@ -176,8 +176,7 @@ int ResolveCommand(const std::vector<std::string>& addresses, const std::string&
       std::fprintf(stderr, "verdictctl: invalid request: %s\n", resp.message.c_str());
       return kExitUsage;
     default:
-      std::fprintf(stderr, "verdictctl: %s %s\n", ResultCodeName(resp.code),
-                   resp.message.c_str());
+      std::fprintf(stderr, "verdictctl: %s %s\n", ResultCodeName(resp.code), resp.message.c_str());
       return kExitFailed;
   }
 }
@@ -256,10 +255,9 @@ int HazardsCommand(const std::vector<std::string>& addresses, int timeout_ms) {
 
 int64_t CountHazards(const std::vector<std::string>& addresses, int timeout_ms) {
   int64_t total = 0;
-  ForEachNodeHazards(addresses, timeout_ms,
-                     [&](const std::string&, const rpc::ListHazardsResponse& r) {
-                       total += r.total;
-                     });
+  ForEachNodeHazards(
+      addresses, timeout_ms,
+      [&](const std::string&, const rpc::ListHazardsResponse& r) { total += r.total; });
   return total;
 }
 

@@ -14,10 +14,9 @@ inline constexpr int kExitRefused = 4;   // resolve refused (already decided, be
 
 int ListTxnsCommand(const std::vector<std::string>& addresses, bool in_doubt, int limit,
                     int timeout_ms);
-int ShowCommand(const std::vector<std::string>& addresses, const std::string& gtid,
-                int timeout_ms);
-int ResolveCommand(const std::vector<std::string>& addresses, const std::string& gtid,
-                   bool commit, const std::string& who, const std::string& why, int timeout_ms);
+int ShowCommand(const std::vector<std::string>& addresses, const std::string& gtid, int timeout_ms);
+int ResolveCommand(const std::vector<std::string>& addresses, const std::string& gtid, bool commit,
+                   const std::string& who, const std::string& why, int timeout_ms);
 int ParticipantsCommand(const std::vector<std::string>& addresses, int timeout_ms);
 // Every node's hazards (each node reports its own). Exit 0 if none, 1 if any.
 int HazardsCommand(const std::vector<std::string>& addresses, int timeout_ms);

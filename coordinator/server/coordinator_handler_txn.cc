@@ -175,9 +175,9 @@ void CoordinatorHandler::RegisterBranch(rpc::RegisterBranchResponse& out,
   if (error.empty()) error = CheckName(request.participant, "participant");
   if (error.empty()) error = CheckName(request.branch, "branch");
   if (!error.empty()) return Invalid(&out, std::move(error));
-  FillStatus(node_.RegisterBranch(request.gtid, request.participant, request.branch,
-                                  request.read_only),
-             &out);
+  FillStatus(
+      node_.RegisterBranch(request.gtid, request.participant, request.branch, request.read_only),
+      &out);
 }
 
 void CoordinatorHandler::Finish(bool commit, rpc::TxnOutcomeResponse& out,
@@ -212,8 +212,7 @@ void CoordinatorHandler::GetTxn(rpc::TxnInfoResponse& out, const rpc::TxnRequest
   if (r.code == CallResult::Code::kOk) out.info = ToThrift(report);
 }
 
-void CoordinatorHandler::ListTxns(rpc::ListTxnsResponse& out,
-                                  const rpc::ListTxnsRequest& request) {
+void CoordinatorHandler::ListTxns(rpc::ListTxnsResponse& out, const rpc::ListTxnsRequest& request) {
   if (request.limit < 1 || request.limit > kMaxListLimit) {
     return Invalid(&out, "limit must be in 1.." + std::to_string(kMaxListLimit));
   }
@@ -263,8 +262,8 @@ void CoordinatorHandler::Resolve(rpc::ResolveResponse& out, const rpc::ResolveRe
   FillStatus(r, &out);
   if (decision) out.__set_decision(ToThrift(*decision));
   if (r.code == CallResult::Code::kOk) {
-    spdlog::warn("HEURISTIC decision {} for {} by {}: {}", txn::OutcomeName(outcome),
-                 request.gtid, request.who, request.why);
+    spdlog::warn("HEURISTIC decision {} for {} by {}: {}", txn::OutcomeName(outcome), request.gtid,
+                 request.who, request.why);
   }
 }
 

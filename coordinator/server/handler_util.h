@@ -24,8 +24,8 @@ inline std::string CheckGtid(const std::string& gtid) {
 // kMaxParticipantBytes, printable ASCII without ':' (agents build ids from it).
 inline std::string CheckName(const std::string& name, const char* what) {
   if (name.empty() || name.size() > kMaxParticipantBytes) {
-    return std::string(what) + " is empty or longer than " +
-           std::to_string(kMaxParticipantBytes) + " bytes";
+    return std::string(what) + " is empty or longer than " + std::to_string(kMaxParticipantBytes) +
+           " bytes";
   }
   for (char c : name) {
     if (c <= ' ' || c > '~' || c == ':') {
@@ -71,7 +71,8 @@ template <typename Response>
 void FillStatus(const CallResult& r, Response* out) {
   out->code = ToThrift(r.code);
   out->message = r.message;
-  if (r.code == CallResult::Code::kNotLeader) out->__set_leader(Address(r.leader, r.leader_address));
+  if (r.code == CallResult::Code::kNotLeader)
+    out->__set_leader(Address(r.leader, r.leader_address));
 }
 
 }  // namespace verdict::coordinator::server

@@ -108,8 +108,8 @@ std::string Metrics::RenderPrometheus() const {
        txns_begun.load());
   Line(&out, "verdict_txns_committed_total", "counter",
        "Transactions this node as leader saw commit.", txns_committed.load());
-  Line(&out, "verdict_txns_aborted_total", "counter",
-       "Transactions this node as leader saw abort.", txns_aborted.load());
+  Line(&out, "verdict_txns_aborted_total", "counter", "Transactions this node as leader saw abort.",
+       txns_aborted.load());
   Line(&out, "verdict_heuristic_hazards_total", "counter",
        "Heuristic hazards seen (e.g. COMMIT answered by a branch that never existed).",
        heuristic_hazards.load());

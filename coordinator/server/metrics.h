@@ -68,7 +68,7 @@ struct Metrics {
   std::atomic<uint64_t> heuristic_hazards{0};
   // Calls to participant agents.
   std::atomic<uint64_t> participant_calls{0};
-  std::atomic<uint64_t> participant_calls_failed{0};     // no connection, timeout, error
+  std::atomic<uint64_t> participant_calls_failed{0};        // no connection, timeout, error
   std::atomic<uint64_t> participant_messages_coalesced{0};  // equal one already queued
   std::atomic<uint64_t> participant_messages_dropped{0};    // queue full
 

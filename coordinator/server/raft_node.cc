@@ -399,7 +399,8 @@ void RaftNode::FailAllPending(CallResult::Code code, const std::string& message)
     w->Set(txn::InquiryReply{token, "", txn::InquiryStatus::kUnknown});
   }
   inquiry_waiters_.clear();
-  for (auto& [token, w] : admin_waiters_) w->Set(txn::AdminReply{token, Status::Unavailable(message)});
+  for (auto& [token, w] : admin_waiters_)
+    w->Set(txn::AdminReply{token, Status::Unavailable(message)});
   admin_waiters_.clear();
 }
 

@@ -62,9 +62,9 @@ struct NodeStatus {
 // What the leader knows of one transaction (GetTxn / ListTxns).
 struct TxnReport {
   std::string gtid;
-  std::optional<txn::TxnView> view;      // the engine drives it
+  std::optional<txn::TxnView> view;  // the engine drives it
   txn::GtidState state = txn::GtidState::kUnknown;
-  std::optional<txn::TxnRecord> record;  // the applied table record
+  std::optional<txn::TxnRecord> record;          // the applied table record
   std::map<std::string, std::string> addresses;  // participant -> registered address
 };
 
@@ -138,8 +138,8 @@ class RaftNode {
   CallResult RegisterParticipant(const txn::RegisterParticipantCmd& cmd);
   // `verdictctl resolve`: kOk once the heuristic decision is applied, kWrongState (with
   // *decision if there is one) otherwise.
-  CallResult Resolve(const std::string& gtid, txn::Outcome outcome,
-                     const txn::HeuristicInfo& info, std::optional<txn::Outcome>* decision);
+  CallResult Resolve(const std::string& gtid, txn::Outcome outcome, const txn::HeuristicInfo& info,
+                     std::optional<txn::Outcome>* decision);
   // The leader's view of a gtid (kNotFound if neither the engine nor the table has it).
   CallResult GetTxn(const std::string& gtid, TxnReport* report);
   // Every transaction the engine drives plus the table's records that are not legacy
@@ -171,8 +171,8 @@ class RaftNode {
     std::vector<Proposal> proposals;
     std::vector<ReadRequest> reads;
     std::vector<PersistedEvent> persisted;
-    std::vector<std::function<void()>> tasks;          // engine calls, run on the loop
-    std::vector<txn::ParticipantReply> replies;        // from the ParticipantSender
+    std::vector<std::function<void()>> tasks;    // engine calls, run on the loop
+    std::vector<txn::ParticipantReply> replies;  // from the ParticipantSender
     // The table serialized by the snapshot thread (see MaybeCompact).
     std::shared_ptr<const std::string> serialized;
     bool Empty() const {

@@ -27,8 +27,9 @@ CallResult Stopping() { return Result(CallResult::Code::kUnavailable, "node stop
 
 CallResult NoAnswer(int64_t ms) {
   return Result(CallResult::Code::kUnknown,
-                "no answer within " + std::to_string(ms) + " ms; the call may still take "
-                "effect: retry (calls are idempotent) or ask GetTxn");
+                "no answer within " + std::to_string(ms) +
+                    " ms; the call may still take "
+                    "effect: retry (calls are idempotent) or ask GetTxn");
 }
 
 int64_t UnixMs() {
@@ -340,8 +341,7 @@ void RaftNode::HandleEngineOutput(txn::EngineOutput out) {
         if (std::holds_alternative<txn::PrecommitCmd>(cmd)) {
           Failpoint("coord_before_precommit_propose");
         } else if (const auto* d = std::get_if<txn::DecideCmd>(&cmd)) {
-          if (d->basis == txn::DecideBasis::kVotes ||
-              d->basis == txn::DecideBasis::kPrecommitAck) {
+          if (d->basis == txn::DecideBasis::kVotes || d->basis == txn::DecideBasis::kPrecommitAck) {
             Failpoint("coord_before_decide_propose");
           }
         }
@@ -361,17 +361,19 @@ void RaftNode::HandleEngineOutput(txn::EngineOutput out) {
   }
   if (!out.messages.empty()) {
     if (failpoints) {
+      // Each site at most once per batch: a transaction's first messages of a phase go out
+      // together, and a sleep action must pause the loop once, not once per branch.
+      bool prepare = false, precommit = false, phase_two = false;
       for (const txn::ParticipantMessage& m : out.messages) {
         if (m.attempt != 0) continue;
-        if (m.kind == txn::MessageKind::kPrepare) {
-          Failpoint("coord_before_prepare_send");
-        } else if (m.kind == txn::MessageKind::kPrecommit) {
-          Failpoint("coord_before_precommit_send");
-        } else if ((m.kind == txn::MessageKind::kCommit || m.kind == txn::MessageKind::kAbort) &&
-                   table_.Find(m.gtid).state == txn::GtidState::kDecided) {
-          Failpoint("coord_before_phase_two_send");
-        }
+        prepare |= m.kind == txn::MessageKind::kPrepare;
+        precommit |= m.kind == txn::MessageKind::kPrecommit;
+        phase_two |= (m.kind == txn::MessageKind::kCommit || m.kind == txn::MessageKind::kAbort) &&
+                     table_.Find(m.gtid).state == txn::GtidState::kDecided;
       }
+      if (prepare) Failpoint("coord_before_prepare_send");
+      if (precommit) Failpoint("coord_before_precommit_send");
+      if (phase_two) Failpoint("coord_before_phase_two_send");
     }
     participants_.Send(std::move(out.messages));
   }

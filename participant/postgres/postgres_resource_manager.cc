@@ -162,9 +162,9 @@ Status PostgresResourceManager::Start() {
         nullptr, &exists, &sqlstate);
     if (s.ok() && std::string_view(PQgetvalue(exists.get(), 0, 0)) == "1") break;
     if (s.ok()) {
-      s = ControlExec(std::string("BEGIN; SET LOCAL lock_timeout = '10s'; ") + kSchemaSql +
-                          "; COMMIT",
-                      nullptr, nullptr, &sqlstate);
+      s = ControlExec(
+          std::string("BEGIN; SET LOCAL lock_timeout = '10s'; ") + kSchemaSql + "; COMMIT", nullptr,
+          nullptr, &sqlstate);
     }
     if (s.ok()) break;
     if (attempt < 2 && (sqlstate == "23505" || sqlstate == "42P07" || sqlstate == "42P06")) {
@@ -175,9 +175,8 @@ Status PostgresResourceManager::Start() {
       started_ = false;
     }
     return Status::FailedPrecondition(
-        "cannot create the commit-marker table verdict.commit_markers in database '" +
-        database + "' (the agent's role needs CREATE on the database the first time): " +
-        s.ToString());
+        "cannot create the commit-marker table verdict.commit_markers in database '" + database +
+        "' (the agent's role needs CREATE on the database the first time): " + s.ToString());
   }
   std::vector<PreparedBranchInfo> prepared;
   VERDICT_RETURN_IF_ERROR(ListPrepared(&prepared));
@@ -346,10 +345,10 @@ Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
   }
   PgResultPtr res;
   // A branch that wrote commits with its marker, in the same transaction and round trip.
-  s = conn->Exec(has_xid ? "INSERT INTO verdict.commit_markers(gid) VALUES ('" + branch->gid +
-                               "'); COMMIT"
-                         : std::string("COMMIT"),
-                 &res);
+  s = conn->Exec(
+      has_xid ? "INSERT INTO verdict.commit_markers(gid) VALUES ('" + branch->gid + "'); COMMIT"
+              : std::string("COMMIT"),
+      &res);
   const bool lost = !s.ok() && !conn->healthy();
   const std::string tag = s.ok() ? PQcmdStatus(res.get()) : "";
   CloseBranch(key, branch.get(), /*rollback=*/true);

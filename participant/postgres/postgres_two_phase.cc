@@ -101,10 +101,10 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
   // ROLLBACK PREPARED. One round trip for both statements; a failing INSERT (e.g. the key
   // already committed once: primary key) stops before the PREPARE and the branch votes NO.
   PgResultPtr res;
-  Status s = conn->Exec("INSERT INTO verdict.commit_markers(gid) VALUES (" +
-                            QuotedGid(branch->gid) + "); PREPARE TRANSACTION " +
-                            QuotedGid(branch->gid),
-                        &res);
+  Status s =
+      conn->Exec("INSERT INTO verdict.commit_markers(gid) VALUES (" + QuotedGid(branch->gid) +
+                     "); PREPARE TRANSACTION " + QuotedGid(branch->gid),
+                 &res);
   if (s.ok() && std::string_view(PQcmdStatus(res.get())) != "PREPARE TRANSACTION") {
     s = Status::Aborted("postgres rolled the branch back at PREPARE (" +
                         std::string(PQcmdStatus(res.get())) + ")");
@@ -187,9 +187,9 @@ Status PostgresResourceManager::MarkerExists(const std::string& gid, bool* exist
   PgParams params;
   BuildParams({SqlValue::Text(gid)}, &params);
   PgResultPtr res;
-  VERDICT_RETURN_IF_ERROR(ControlExec(
-      "SELECT EXISTS (SELECT 1 FROM verdict.commit_markers WHERE gid = $1)::int", &params, &res,
-      nullptr));
+  VERDICT_RETURN_IF_ERROR(
+      ControlExec("SELECT EXISTS (SELECT 1 FROM verdict.commit_markers WHERE gid = $1)::int",
+                  &params, &res, nullptr));
   *exists = std::string_view(PQgetvalue(res.get(), 0, 0)) == "1";
   return Status::OK();
 }
@@ -209,10 +209,10 @@ Status PostgresResourceManager::PruneCommitEvidence(int64_t older_than_ms, int64
   BuildParams({SqlValue::Text(participant)}, &params);
   // 1. Stamp this participant's committed markers that have no stamp yet: the stamp is
   //    never earlier than the commit (uncommitted rows are invisible here).
-  VERDICT_RETURN_IF_ERROR(ControlExec(
-      "UPDATE verdict.commit_markers SET seen_at = now() "
-      "WHERE seen_at IS NULL AND split_part(gid, ':', 3) = $1",
-      &params, nullptr, nullptr));
+  VERDICT_RETURN_IF_ERROR(
+      ControlExec("UPDATE verdict.commit_markers SET seen_at = now() "
+                  "WHERE seen_at IS NULL AND split_part(gid, ':', 3) = $1",
+                  &params, nullptr, nullptr));
   // 2. Delete those stamped at least older_than_ms ago, in a bounded batch.
   BuildParams({SqlValue::Text(participant), SqlValue::Integer(older_than_ms)}, &params);
   PgResultPtr res;

@@ -188,8 +188,8 @@ void Checker::OnApply(NodeId node, const Entry& e, const txn::ApplyResult& resul
     Fail(
         "%s: n%llu applying %s got %s (decision %s); the reference table got %s "
         "(decision %s)",
-        result.decision != want.decision ? "first decision wins" : "state-machine safety",
-        U(node), Describe(e).c_str(), txn::ApplyCodeName(result.code), name(result.decision),
+        result.decision != want.decision ? "first decision wins" : "state-machine safety", U(node),
+        Describe(e).c_str(), txn::ApplyCodeName(result.code), name(result.decision),
         txn::ApplyCodeName(want.code), name(want.decision));
   }
 }
@@ -207,8 +207,7 @@ std::string Checker::ReferenceAt(Index index) const {
   return t.Serialize();
 }
 
-void Checker::CheckTable(NodeId node, Index applied, const txn::TxnTable& table,
-                         const char* when) {
+void Checker::CheckTable(NodeId node, Index applied, const txn::TxnTable& table, const char* when) {
   if (applied > committed_.size()) {
     Fail("state-machine safety: %s n%llu holds a table at %llu, beyond every applied index %llu",
          when, U(node), U(applied), U(committed_.size()));

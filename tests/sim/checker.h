@@ -102,7 +102,7 @@ class Checker {
   std::vector<Committed> committed_;  // committed_[i - 1] is index i
   std::map<std::string, FirstDecision, std::less<>> first_;
   txn::TxnTable ref_;
-  std::vector<txn::ApplyResult> ref_results_;        // [i - 1]: the result at index i
+  std::vector<txn::ApplyResult> ref_results_;       // [i - 1]: the result at index i
   std::map<raft::Index, std::string> checkpoints_;  // ref_ serialized every kCheckpointEvery
 };
 

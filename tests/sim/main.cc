@@ -255,8 +255,8 @@ int main(int argc, char** argv) {
         "abort, %llu fenced by peers; %llu crashes, %llu partitions; coordinator group: %llu "
         "isolations, %llu total crashes\n",
         u(tx.inquiries), u(tx.self_commits), u(tx.terminations_commit), u(tx.terminations_abort),
-        u(tx.fenced_by_peers), u(tx.agent_crashes), u(tx.agent_partitions),
-        u(tx.group_isolations), u(group_crashes));
+        u(tx.fenced_by_peers), u(tx.agent_crashes), u(tx.agent_partitions), u(tx.group_isolations),
+        u(group_crashes));
   }
   std::printf("  wall: %.1f s, %.1f seeds/s\n", wall,
               wall > 0 ? static_cast<double>(seeds) / wall : 0.0);

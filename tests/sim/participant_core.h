@@ -34,8 +34,8 @@ struct SimBranch {
   BranchState state = BranchState::kActive;
   txn::Protocol protocol = txn::Protocol::k2PC;
   std::string branch;
-  bool read_only = false;               // voted READ_ONLY: finished, nothing to commit
-  std::vector<txn::PeerBranch> peers;   // from PREPARE: every branch, this one included
+  bool read_only = false;              // voted READ_ONLY: finished, nothing to commit
+  std::vector<txn::PeerBranch> peers;  // from PREPARE: every branch, this one included
 };
 
 // What the local database makes of an ACTIVE branch when asked to vote (or to commit in

@@ -2,10 +2,10 @@
 // its own MemEnv, a txn::TxnTable as the state machine and a txn::ProtocolEngine — plus
 // the small driver that follows raft.h's Ready contract with virtual-time disk syncs and
 // engine.h's driver contract (leadership, ticks on the node's own clock, OnApplied after
-// every applied entry, proposals, messages and answers drained after every event). Crash() is a power cut
-// (unsynced writes lost, sometimes a torn tail); Start() recovers through LogStorage::Open.
-// The node also keeps a model of what its disk must hold (what was synced) and checks
-// recovery against it. Not thread-safe (the simulator is single-threaded).
+// every applied entry, proposals, messages and answers drained after every event). Crash() is a
+// power cut (unsynced writes lost, sometimes a torn tail); Start() recovers through
+// LogStorage::Open. The node also keeps a model of what its disk must hold (what was synced) and
+// checks recovery against it. Not thread-safe (the simulator is single-threaded).
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,7 @@ struct NodeOptions {
   double torn_write = 0;           // per file, probability a power cut keeps a torn tail
   // Probability that the power goes in the middle of a storage Sync/SyncDir/RenameFile.
   double crash_in_storage_call = 0;
-  double clock_rate = 1.0;  // the node's clock (the engine's ms) runs this much faster
+  double clock_rate = 1.0;   // the node's clock (the engine's ms) runs this much faster
   txn::EngineConfig engine;  // node_id is set per node
 };
 

@@ -217,8 +217,8 @@ SimResult Simulation::Run() {
   workload_ = std::make_unique<Workload>(params_.workload, &queue_, &rng_, &trace_, &checker_, ids_,
                                          [this](NodeId id) { return node(id); });
   if (options_.workload == WorkloadKind::kTxn) {
-    txn_ = std::make_unique<TxnWorkload>(params_.txn, &queue_, &rng_, &trace_, &checker_,
-                                         &network_, ids_, [this](NodeId id) { return node(id); });
+    txn_ = std::make_unique<TxnWorkload>(params_.txn, &queue_, &rng_, &trace_, &checker_, &network_,
+                                         ids_, [this](NodeId id) { return node(id); });
   }
   switch (options_.injection) {
     case Injection::kNone:
@@ -533,8 +533,8 @@ std::string Simulation::DescribeState() const {
   if (!first.empty()) out += ", waiting for " + first;
   if (txn_) {
     NodeId leader = Leader();
-    std::string why = txn_->DescribeUnsettled(leader == raft::kNoNode ? nullptr
-                                                                      : nodes_.at(leader).get());
+    std::string why =
+        txn_->DescribeUnsettled(leader == raft::kNoNode ? nullptr : nodes_.at(leader).get());
     if (!why.empty()) out += "; transactions: " + why;
   }
   return out;

@@ -61,9 +61,9 @@ struct SimResult {
   NetworkStats net;
   NodeStats node_stats;  // summed over nodes
   bool injection_fired = false;
-  TxnStats txn;         // kTxn
+  TxnStats txn;                // kTxn
   uint64_t group_crashes = 0;  // every coordinator node crashed at once
-  std::string params;  // the seeded parameters, for the trace and the failure line
+  std::string params;          // the seeded parameters, for the trace and the failure line
 };
 
 class Simulation {

@@ -29,10 +29,10 @@ TxnWorkload::TxnWorkload(const TxnOptions& options, EventQueue* queue, Random* r
     a.name = "p" + std::to_string(i + 1);
     a.ep = kAgentEpBase + static_cast<NodeId>(i + 1);
     size_t index = agents_.size();
-    a.core = std::make_unique<ParticipantCore>(
-        a.name, [this, index](const std::string& g, BS from, BS to) {
-          OnBranchChange(index, g, from, to);
-        });
+    a.core = std::make_unique<ParticipantCore>(a.name,
+                                               [this, index](const std::string& g, BS from, BS to) {
+                                                 OnBranchChange(index, g, from, to);
+                                               });
     a.core->set_mutation(options_.mutation);
     agents_.push_back(std::move(a));
   }
@@ -63,8 +63,7 @@ void TxnWorkload::Register() {
     txn::RegisterParticipantCmd cmd{a.name, a.name + ":9000", "sim"};
     txn::RequestToken tok = next_token_++;
     network_->Post(kClientEp, target, [this, target, cmd, tok]() {
-      nodes_(target)->WithEngine(
-          [&](txn::ProtocolEngine& e) { e.RegisterParticipant(tok, cmd); });
+      nodes_(target)->WithEngine([&](txn::ProtocolEngine& e) { e.RegisterParticipant(tok, cmd); });
     });
   }
   queue_->After(50 * kMillis, [this]() { Register(); });
@@ -272,10 +271,9 @@ void TxnWorkload::OnEngineOutput(NodeId node, const txn::EngineOutput& out) {
     if (it == client_tokens_.end()) continue;
     auto [ci, attempt] = it->second;
     client_tokens_.erase(it);
-    network_->Post(node, kClientEp,
-                   [this, ci = ci, attempt = attempt, r, hint]() {
-                     OnClientReply(ci, attempt, r, hint);
-                   });
+    network_->Post(node, kClientEp, [this, ci = ci, attempt = attempt, r, hint]() {
+      OnClientReply(ci, attempt, r, hint);
+    });
   }
   for (const txn::InquiryReply& r : out.inquiry_replies) {
     auto it = inquiry_tokens_.find(r.token);
@@ -327,7 +325,7 @@ void TxnWorkload::AgentReceive(size_t ai, NodeId node, const txn::ParticipantMes
   if (t != a.timers.end()) t->second.last_coord = queue_->now();
   LocalChoice choice;
   double v = rng_->Real();
-  choice.vote = v < options_.vote_no                            ? txn::Vote::kNo
+  choice.vote = v < options_.vote_no                             ? txn::Vote::kNo
                 : v < options_.vote_no + options_.vote_read_only ? txn::Vote::kReadOnly
                                                                  : txn::Vote::kYes;
   choice.one_phase_ok = !rng_->Chance(options_.one_phase_fail);
@@ -460,8 +458,7 @@ void TxnWorkload::StartRound(size_t ai, const std::string& g) {
   }
 }
 
-void TxnWorkload::TerminateWith(size_t ai, const std::string& g, txn::Outcome o,
-                                const char* why) {
+void TxnWorkload::TerminateWith(size_t ai, const std::string& g, txn::Outcome o, const char* why) {
   Agent& a = agents_[ai];
   SimBranch* b = a.core->Find(g);
   if (b == nullptr || !ParticipantCore::InDoubt(b->state)) return;
@@ -606,23 +603,23 @@ void TxnWorkload::CheckGtid(const std::string& g) {
   }
   const FirstDecision* d = checker_->Decided(g);
   if (d != nullptr && d->outcome == txn::Outcome::kCommit && c.aborted > 0) {
-    checker_->Fail("atomicity: the log decided COMMIT for %s (i%llu) but %s ABORTED it",
-                   g.c_str(), U(d->index), c.aborted_on.c_str());
+    checker_->Fail("atomicity: the log decided COMMIT for %s (i%llu) but %s ABORTED it", g.c_str(),
+                   U(d->index), c.aborted_on.c_str());
     return;
   }
   if (d != nullptr && d->outcome == txn::Outcome::kAbort && c.committed > 0) {
-    checker_->Fail("atomicity: the log decided ABORT for %s (i%llu) but %s COMMITTED it",
-                   g.c_str(), U(d->index), c.committed_on.c_str());
+    checker_->Fail("atomicity: the log decided ABORT for %s (i%llu) but %s COMMITTED it", g.c_str(),
+                   U(d->index), c.committed_on.c_str());
     return;
   }
   auto ci = client_of_.find(g);
   if (ci == client_of_.end()) return;
   const Client& cl = clients_[ci->second];
-  if (cl.answer == txn::ClientOutcome::kCommitted && (c.aborted > 0 || (d && d->outcome ==
-                                                                          txn::Outcome::kAbort))) {
-    checker_->Fail("atomicity: the client was told COMMITTED for %s but %s", g.c_str(),
-                   c.aborted > 0 ? ("it is ABORTED on " + c.aborted_on).c_str()
-                                 : "the log decided ABORT");
+  if (cl.answer == txn::ClientOutcome::kCommitted &&
+      (c.aborted > 0 || (d && d->outcome == txn::Outcome::kAbort))) {
+    checker_->Fail(
+        "atomicity: the client was told COMMITTED for %s but %s", g.c_str(),
+        c.aborted > 0 ? ("it is ABORTED on " + c.aborted_on).c_str() : "the log decided ABORT");
     return;
   }
   if (cl.answer == txn::ClientOutcome::kAborted &&
@@ -691,7 +688,9 @@ void TxnWorkload::PartitionAgent() {
     }
   }
   trace_->Log("partition: %s cut from %s", a.name.c_str(),
-              mode == 0 ? "the coordinators" : mode == 1 ? "its peers" : "everyone");
+              mode == 0   ? "the coordinators"
+              : mode == 1 ? "its peers"
+                          : "everyone");
   uint64_t gen = ++partition_gen_;
   queue_->After(rng_->RangeSigned(10 * kMillis, options_.max_agent_partition), [this, gen]() {
     if (gen != partition_gen_ || healing_) return;
@@ -726,9 +725,7 @@ void TxnWorkload::Heal() {
   for (size_t a = 0; a < agents_.size(); ++a) RestartAgent(a);
 }
 
-bool TxnWorkload::Settled(const SimNode* leader) const {
-  return DescribeUnsettled(leader).empty();
-}
+bool TxnWorkload::Settled(const SimNode* leader) const { return DescribeUnsettled(leader).empty(); }
 
 std::string TxnWorkload::DescribeUnsettled(const SimNode* leader) const {
   if (registered_.size() != agents_.size()) return "participants not registered";
@@ -742,8 +739,7 @@ std::string TxnWorkload::DescribeUnsettled(const SimNode* leader) const {
   }
   for (const Client& c : clients_) {
     if (c.stage != Client::Stage::kDone && c.stage != Client::Stage::kVanished) {
-      return "client of " + (c.gtid.empty() ? std::string("(begin)") : c.gtid) +
-             " not answered";
+      return "client of " + (c.gtid.empty() ? std::string("(begin)") : c.gtid) + " not answered";
     }
   }
   if (leader == nullptr || leader->engine() == nullptr) return "no leader";

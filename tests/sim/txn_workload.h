@@ -33,18 +33,18 @@ struct TxnOptions {
   // Single-branch transactions (one-phase commit) and clients that commit with no branch
   // opened (empty commit), both decided without a log entry.
   bool one_phase = true;
-  double client_abort = 0.1;   // the client asks Abort instead of Commit
+  double client_abort = 0.1;    // the client asks Abort instead of Commit
   double client_vanish = 0.03;  // the client never decides (the deadline cleans up)
   int64_t min_deadline_ms = 300, max_deadline_ms = 3000;
   double vote_no = 0.05, vote_read_only = 0.05, one_phase_fail = 0.1;
   // Agent timers (virtual time, on the agent's clock).
   Time agent_tick = 20 * kMillis;
-  Time active_timeout = 3 * kSeconds;    // an unvoted branch gives up (votes NO later)
-  Time inquire_after = 300 * kMillis;    // coordinator silence before asking it
+  Time active_timeout = 3 * kSeconds;  // an unvoted branch gives up (votes NO later)
+  Time inquire_after = 300 * kMillis;  // coordinator silence before asking it
   Time inquire_every = 200 * kMillis;
-  Time terminate_after = 1 * kSeconds;   // coordinator silence before asking peers
+  Time terminate_after = 1 * kSeconds;    // coordinator silence before asking peers
   Time self_commit_after = 2 * kSeconds;  // PRECOMMITTED: coordinator silence, then commit
-  Time round_timeout = 300 * kMillis;    // a termination round with an unreachable peer
+  Time round_timeout = 300 * kMillis;     // a termination round with an unreachable peer
   // Faults, per fault step of the scheduler.
   double agent_crash = 0.05;
   double agent_partition = 0.1;

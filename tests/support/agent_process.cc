@@ -101,18 +101,17 @@ bool AgentProcess::WaitForLog(const std::string& needle, int timeout_ms) const {
 }
 
 std::vector<std::string> AgentProcess::Args() const {
-  std::vector<std::string> args = {
-      BinDir() + "/verdict-participant",
-      "--name",
-      options_.name,
-      "--listen",
-      address(),
-      "--coordinators",
-      options_.coordinators,
-      "--data-dir",
-      options_.dir + "/" + options_.name + "-data",
-      "--backend",
-      options_.backend};
+  std::vector<std::string> args = {BinDir() + "/verdict-participant",
+                                   "--name",
+                                   options_.name,
+                                   "--listen",
+                                   address(),
+                                   "--coordinators",
+                                   options_.coordinators,
+                                   "--data-dir",
+                                   options_.dir + "/" + options_.name + "-data",
+                                   "--backend",
+                                   options_.backend};
   if (options_.backend == "postgres") {
     args.insert(args.end(), {"--pg-dsn", options_.pg_dsn});
   } else {
@@ -161,8 +160,7 @@ void AgentProcess::Start(const std::string& failpoint) {
     int st = 0;
     if (waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("agent " + options_.name + " exited during start-up:\n" +
-                               ReadLog());
+      throw std::runtime_error("agent " + options_.name + " exited during start-up:\n" + ReadLog());
     }
   }
   throw std::runtime_error("agent " + options_.name + " did not start:\n" + ReadLog());
@@ -200,8 +198,8 @@ bool AgentProcess::WaitForDeath(int timeout_ms) {
 
 rpc::ParticipantServiceClient& AgentProcess::Client() {
   if (channel_ == nullptr) {
-    channel_ = std::make_unique<rpc::ThriftChannel>(address(),
-                                                    participant::kParticipantServiceName, 10000);
+    channel_ = std::make_unique<rpc::ThriftChannel>(address(), participant::kParticipantServiceName,
+                                                    10000);
     verdict::Status s = channel_->Open();
     if (!s.ok()) {
       channel_.reset();
@@ -238,8 +236,7 @@ rpc::OpenBranchResponse AgentProcess::Open(const std::string& gtid, const std::s
 }
 
 rpc::ExecuteResponse AgentProcess::Exec(const std::string& gtid, const std::string& branch,
-                                        const std::string& sql,
-                                        std::vector<rpc::SqlValue> params) {
+                                        const std::string& sql, std::vector<rpc::SqlValue> params) {
   rpc::ExecuteRequest req;
   req.gtid = gtid;
   req.branch = branch;
@@ -301,8 +298,7 @@ rpc::BranchResponse AgentProcess::Fence(const std::string& gtid, const std::stri
   return r;
 }
 
-rpc::BranchStatusResponse AgentProcess::Status(const std::string& gtid,
-                                               const std::string& branch) {
+rpc::BranchStatusResponse AgentProcess::Status(const std::string& gtid, const std::string& branch) {
   rpc::BranchStatusResponse r;
   Client().GetBranchStatus(r, Request(gtid, branch));
   return r;
@@ -318,8 +314,7 @@ rpc::ListInDoubtResponse AgentProcess::ListInDoubt() {
   return r;
 }
 
-rpc::BranchState::type AgentProcess::WaitState(const std::string& gtid,
-                                               const std::string& branch,
+rpc::BranchState::type AgentProcess::WaitState(const std::string& gtid, const std::string& branch,
                                                rpc::BranchState::type want, int timeout_ms) {
   rpc::BranchState::type st = State(gtid, branch);
   for (int i = 0; i < timeout_ms / 50 && st != want; ++i) {

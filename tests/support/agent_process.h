@@ -29,9 +29,9 @@ int RunToExit(const std::vector<std::string>& args, std::string* err);
 std::string ReadFile(const std::string& path);
 
 struct AgentProcessOptions {
-  std::string name;          // --name
-  std::string dir;           // holds NAME.log, the journal NAME-data/ and (SQLite) NAME.db
-  std::string coordinators;  // --coordinators; empty = an unreachable address
+  std::string name;                // --name
+  std::string dir;                 // holds NAME.log, the journal NAME-data/ and (SQLite) NAME.db
+  std::string coordinators;        // --coordinators; empty = an unreachable address
   std::string backend = "sqlite";  // "sqlite" or "postgres"
   std::string pg_dsn;              // --pg-dsn (backend "postgres")
 };

@@ -129,16 +129,20 @@ std::vector<ShardSpec> DefaultShards() {
 }
 
 std::vector<std::string> DefaultCoordinatorFlags() {
-  return {"--default-deadline-ms", "20000", "--vote-timeout-ms",  "3000",
-          "--retry-initial-ms",    "50",    "--retry-max-ms",     "500",
-          "--participant-rpc-timeout-ms", "1000", "--log-level", "debug"};
+  return {"--default-deadline-ms",        "20000", "--vote-timeout-ms", "3000",
+          "--retry-initial-ms",           "50",    "--retry-max-ms",    "500",
+          "--participant-rpc-timeout-ms", "1000",  "--log-level",       "debug"};
 }
 
 std::map<std::string, std::string> DefaultAgentFlags() {
-  return {{"--inquiry-after-ms", "500"},    {"--inquiry-backoff-max-ms", "1000"},
-          {"--precommit-timeout-ms", "2000"}, {"--rpc-timeout-ms", "500"},
-          {"--lock-timeout-ms", "1000"},    {"--idle-timeout-ms", "10000"},
-          {"--orphan-safety-ms", "3000"},   {"--tick-ms", "50"},
+  return {{"--inquiry-after-ms", "500"},
+          {"--inquiry-backoff-max-ms", "1000"},
+          {"--precommit-timeout-ms", "2000"},
+          {"--rpc-timeout-ms", "500"},
+          {"--lock-timeout-ms", "1000"},
+          {"--idle-timeout-ms", "10000"},
+          {"--orphan-safety-ms", "3000"},
+          {"--tick-ms", "50"},
           {"--log-level", "debug"}};
 }
 
@@ -202,8 +206,7 @@ Status TxnAgent::Start(const std::string& failpoint) {
     }
     std::this_thread::sleep_for(50ms);
   }
-  return Status::Timeout("agent " + spec_.name + " did not answer within 30 s; see " +
-                         log_path());
+  return Status::Timeout("agent " + spec_.name + " did not answer within 30 s; see " + log_path());
 }
 
 void TxnAgent::Kill9() {
@@ -237,8 +240,8 @@ Status TxnAgent::ReadAccounts(std::map<int64_t, int64_t>* out) {
   rpc::OpenBranchResponse o;
   VERDICT_RETURN_IF_ERROR(client_->OpenBranch(open, &o));
   if (o.code != rpc::ParticipantCode::OK) {
-    return Status::IOError(spec_.name + ": OpenBranch for a read: " +
-                           ParticipantCodeName(o.code) + " " + o.message);
+    return Status::IOError(spec_.name + ": OpenBranch for a read: " + ParticipantCodeName(o.code) +
+                           " " + o.message);
   }
   rpc::ExecuteResponse e;
   Status s = client_->Execute(gtid, "r", kReadAllSql, {}, &e);
@@ -246,8 +249,7 @@ Status TxnAgent::ReadAccounts(std::map<int64_t, int64_t>* out) {
   client_->Abort(gtid, "r", &a);
   VERDICT_RETURN_IF_ERROR(s);
   if (e.code != rpc::ParticipantCode::OK) {
-    return Status::IOError(spec_.name + ": read: " + ParticipantCodeName(e.code) + " " +
-                           e.message);
+    return Status::IOError(spec_.name + ": read: " + ParticipantCodeName(e.code) + " " + e.message);
   }
   out->clear();
   for (const auto& row : e.rows) {
@@ -266,8 +268,8 @@ Status TxnAgent::BranchState(const std::string& gtid, const std::string& branch,
   } else if (r.code == rpc::ParticipantCode::OK) {
     *out = r.info.state;
   } else {
-    return Status::IOError(spec_.name + ": GetBranchStatus " + ParticipantCodeName(r.code) +
-                           " " + r.message);
+    return Status::IOError(spec_.name + ": GetBranchStatus " + ParticipantCodeName(r.code) + " " +
+                           r.message);
   }
   return Status::OK();
 }
@@ -297,8 +299,7 @@ TxnCluster::TxnCluster(PgServer* pg, TxnClusterOptions options)
     std::string dsn = shard.backend == Backend::kPostgres && pg_ != nullptr
                           ? pg_->Dsn(PgDatabase(shard.name))
                           : "";
-    agents_[shard.name] =
-        std::make_unique<TxnAgent>(shard, dir_, list, dsn, options_.agent_flags);
+    agents_[shard.name] = std::make_unique<TxnAgent>(shard, dir_, list, dsn, options_.agent_flags);
   }
 }
 
@@ -404,9 +405,8 @@ Status TxnCluster::WaitForRegistration(std::chrono::milliseconds timeout) {
     rpc::ListParticipantsResponse r;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     Status s = OnLeader<rpc::ListParticipantsResponse>(
-        left, [](TxnClient& c, rpc::ListParticipantsResponse* out) {
-          return c.ListParticipants(out);
-        },
+        left,
+        [](TxnClient& c, rpc::ListParticipantsResponse* out) { return c.ListParticipants(out); },
         &r);
     if (!s.ok()) return Status::Timeout("ListParticipants on the leader: " + s.ToString());
     missing.clear();
@@ -461,8 +461,7 @@ Status TxnCluster::BeginOnly(TxnClient& leader, rpc::Protocol::type protocol, st
   rpc::BeginResponse b;
   VERDICT_RETURN_IF_ERROR(leader.Begin(protocol, 0, &b));
   if (b.code != rpc::ResultCode::OK) {
-    return Status::FailedPrecondition("Begin answered " + ResultCodeName(b.code) + " " +
-                                      b.message);
+    return Status::FailedPrecondition("Begin answered " + ResultCodeName(b.code) + " " + b.message);
   }
   *gtid = b.gtid;
   return Status::OK();
@@ -474,8 +473,7 @@ Status TxnCluster::RunTxn(TxnClient& leader, const TxnSpec& spec, TxnRun* run, b
   rpc::BeginResponse b;
   VERDICT_RETURN_IF_ERROR(leader.Begin(spec.protocol, spec.deadline_ms, &b));
   if (b.code != rpc::ResultCode::OK) {
-    return Status::FailedPrecondition("Begin answered " + ResultCodeName(b.code) + " " +
-                                      b.message);
+    return Status::FailedPrecondition("Begin answered " + ResultCodeName(b.code) + " " + b.message);
   }
   if (b.gtid.empty()) return Status::FailedPrecondition("Begin answered OK with an empty gtid");
   run->gtid = b.gtid;
@@ -587,8 +585,7 @@ std::map<int, std::string> TxnCluster::DecisionsByNode(const std::string& gtid) 
 
 bool TxnCluster::WaitForDecisionEverywhere(const std::string& gtid,
                                            std::optional<rpc::Outcome::type> want,
-                                           std::chrono::milliseconds timeout,
-                                           std::string* detail) {
+                                           std::chrono::milliseconds timeout, std::string* detail) {
   auto deadline = Clock::now() + timeout;
   while (true) {
     auto by_node = DecisionsByNode(gtid);
@@ -612,8 +609,7 @@ bool TxnCluster::WaitNothingInDoubt(std::chrono::milliseconds timeout, std::stri
     std::ostringstream left;
     rpc::ListTxnsResponse txns;
     Status s = OnLeader<rpc::ListTxnsResponse>(
-        5s, [](TxnClient& c, rpc::ListTxnsResponse* out) { return c.ListTxns(true, out); },
-        &txns);
+        5s, [](TxnClient& c, rpc::ListTxnsResponse* out) { return c.ListTxns(true, out); }, &txns);
     if (!s.ok()) {
       left << "ListTxns(in_doubt_only) on the leader: " << s.ToString() << "; ";
     } else if (txns.code != rpc::ResultCode::OK) {
@@ -688,8 +684,8 @@ Status TxnCluster::FinalOutcome(const std::string& gtid, std::chrono::millisecon
       continue;
     }
     if (r.code != rpc::ResultCode::OK) {
-      return Status::FailedPrecondition("Commit(" + gtid + ") answered " +
-                                        ResultCodeName(r.code) + " " + r.message);
+      return Status::FailedPrecondition("Commit(" + gtid + ") answered " + ResultCodeName(r.code) +
+                                        " " + r.message);
     }
     if (r.outcome == rpc::TxnOutcome::COMMITTED || r.outcome == rpc::TxnOutcome::ABORTED) {
       *out = r.outcome;

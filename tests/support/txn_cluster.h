@@ -113,8 +113,8 @@ struct TxnRun {
   // Per branch name: OK, or the first non-OK Execute code (e.g. SQL_ERROR).
   std::map<std::string, rpc::ParticipantCode::type> execute_codes;
   std::map<std::string, std::string> execute_messages;
-  Status commit_status;             // transport status of the Commit call
-  rpc::TxnOutcomeResponse commit;   // meaningful when commit_status is OK
+  Status commit_status;            // transport status of the Commit call
+  rpc::TxnOutcomeResponse commit;  // meaningful when commit_status is OK
 };
 
 // The options tests usually want: short retry, vote and inquiry timeouts.
@@ -201,8 +201,8 @@ class TxnCluster {
   // in-doubt branch and PostgreSQL holds no prepared transaction of a shard.
   bool WaitNothingInDoubt(std::chrono::milliseconds timeout, std::string* detail);
   // Waits until the branch is in one of `states` on its agent; false with the last state.
-  bool WaitBranchState(const std::string& shard, const std::string& gtid,
-                       const std::string& branch, const std::vector<rpc::BranchState::type>& states,
+  bool WaitBranchState(const std::string& shard, const std::string& gtid, const std::string& branch,
+                       const std::vector<rpc::BranchState::type>& states,
                        std::chrono::milliseconds timeout, std::string* detail);
   // Repeats Commit(gtid) on the leader until it answers COMMITTED or ABORTED (what an SDK
   // does after UNKNOWN or a lost connection).
@@ -236,8 +236,7 @@ class TxnCluster {
 
 template <typename Resp>
 Status TxnCluster::OnLeader(std::chrono::milliseconds timeout,
-                            const std::function<Status(TxnClient&, Resp*)>& call,
-                            Resp* out) const {
+                            const std::function<Status(TxnClient&, Resp*)>& call, Resp* out) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Status last = Status::Timeout("no leader answered");
   while (std::chrono::steady_clock::now() < deadline) {
@@ -253,8 +252,8 @@ Status TxnCluster::OnLeader(std::chrono::milliseconds timeout,
             r.code != rpc::ResultCode::UNKNOWN) {
           return Status::OK();
         }
-        last = Status::Timeout("last answer " + ResultCodeName(r.code) + " from " +
-                               client->address());
+        last =
+            Status::Timeout("last answer " + ResultCodeName(r.code) + " from " + client->address());
       } else {
         last = s;
       }

@@ -95,8 +95,8 @@ class CommitEvidenceTest : public ::testing::TestWithParam<std::string> {
   void PrepareDelta(AgentProcess& a, const std::string& g, int delta, int id = 1,
                     std::vector<rpc::PeerBranch> parts = {}) {
     ASSERT_EQ(a.Open(g, "b").code, Code::OK);
-    rpc::ExecuteResponse e = a.Exec(g, "b", "UPDATE t SET v = v + ? WHERE id = ?",
-                                    {Int(delta), Int(id)});
+    rpc::ExecuteResponse e =
+        a.Exec(g, "b", "UPDATE t SET v = v + ? WHERE id = ?", {Int(delta), Int(id)});
     ASSERT_EQ(e.code, Code::OK) << e.message;
     rpc::PrepareResponse p = a.Prepare(g, "b", parts);
     ASSERT_EQ(p.vote, rpc::Vote::YES) << p.message;

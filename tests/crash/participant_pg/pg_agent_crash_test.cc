@@ -4,8 +4,8 @@
 // back after the restart with their locks held, and commit exactly once or roll back with
 // no trace (issue 3, TESTING §3); the commit marker written inside the branch makes a
 // retried COMMIT exact and turns an operator's manual ROLLBACK PREPARED into a reported
-// heuristic hazard instead of a pretended commit. The coordinator group is unreachable throughout, so only
-// the test decides. Never skips: a server or agent that cannot start fails the test.
+// heuristic hazard instead of a pretended commit. The coordinator group is unreachable throughout,
+// so only the test decides. Never skips: a server or agent that cannot start fails the test.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -190,7 +190,7 @@ TEST_F(PgAgentCrashTest, KillAfterPrepareAcked_LazyRecordLost_AdoptedFromTheServ
   EXPECT_EQ(V(1), "5");
   EXPECT_EQ(PreparedGids(), "");
   EXPECT_EQ(Markers(), "verdict:g1:pg1:b");
-  agent_->Restart("skip_lazy_journal_flush:error");  // the lazy COMMITTED record is lost too
+  agent_->Restart("skip_lazy_journal_flush:error");    // the lazy COMMITTED record is lost too
   EXPECT_EQ(agent_->State("g1", "b"), St::COMMITTED);  // from the commit marker
   EXPECT_EQ(agent_->Commit("g1", "b").code, Code::OK);
   EXPECT_EQ(agent_->AbortIfUnvoted("g1", "b").code, Code::WRONG_STATE);
@@ -239,7 +239,8 @@ TEST_F(PgAgentCrashTest, ThreePhase_PreparedPrecommittedFencedAreSynced) {
   EXPECT_GT(std::filesystem::file_size(Journal()), 0u);
   EXPECT_ANY_THROW(agent_->Precommit("g1", "b"));
   ASSERT_TRUE(agent_->WaitForDeath(5000));
-  ASSERT_NO_THROW(agent_->Start("skip_lazy_journal_flush:error,after_fence_durable_before_reply:kill"));
+  ASSERT_NO_THROW(
+      agent_->Start("skip_lazy_journal_flush:error,after_fence_durable_before_reply:kill"));
   rpc::BranchStatusResponse st = agent_->Status("g1", "b");
   EXPECT_EQ(st.info.state, St::PRECOMMITTED);
   EXPECT_EQ(st.info.participants.size(), 2u);

@@ -148,15 +148,14 @@ TEST_P(TxnCrashTest, LeaderKilled_OutcomeMatchesAppliedDecisionEverywhere) {
         return cluster().WaitNothingInDoubt(0ms, d);
       },
       &detail, &restarts);
-  EXPECT_TRUE(settled) << "outcome " << TxnOutcomeName(final_outcome) << ", not settled at "
-                       << step << ": " << detail;
+  EXPECT_TRUE(settled) << "outcome " << TxnOutcomeName(final_outcome) << ", not settled at " << step
+                       << ": " << detail;
 
   // Every node is back; the group still agrees and reports no hazard.
   RestartAllCoordinators();
   ASSERT_NE(cluster().WaitForLeader(20s), 0);
   if (committed) {
-    EXPECT_TRUE(
-        cluster().WaitForDecisionEverywhere(run.gtid, rpc::Outcome::COMMIT, 20s, &detail))
+    EXPECT_TRUE(cluster().WaitForDecisionEverywhere(run.gtid, rpc::Outcome::COMMIT, 20s, &detail))
         << detail;
   }
   EXPECT_EQ(cluster().Hazards(), "");

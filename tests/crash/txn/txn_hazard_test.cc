@@ -63,8 +63,7 @@ std::string FetchMetrics(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string out;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req =
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
       char buf[8192];
       for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, n);
@@ -214,8 +213,7 @@ void TxnHazardTest::HazardStory(int coordinators, bool metrics) {
   // verdictctl hazards: exit 1 and the hazard printed.
   ProcessResult hz = Ctl({"hazards"});
   EXPECT_EQ(hz.exit_code, 1) << hz.output;
-  EXPECT_NE(LineWith(hz.output, {std::string(kHazardKind), "gtid " + gtid, "branch p1/b-p1"}),
-            "")
+  EXPECT_NE(LineWith(hz.output, {std::string(kHazardKind), "gtid " + gtid, "branch p1/b-p1"}), "")
       << hz.output;
   // verdictctl status announces it.
   ProcessResult status = Ctl({"status"});
@@ -308,7 +306,8 @@ TEST_F(TxnHazardTest, OperatorResolvesUndecidedTransaction) {
   // and both branches are prepared, waiting.
   std::string detail;
   ASSERT_TRUE(Settle(
-      20s, [&](std::string* d) {
+      20s,
+      [&](std::string* d) {
         *d = "no leader";
         return cluster().WaitForLeader(1s) != 0;
       },
@@ -318,8 +317,8 @@ TEST_F(TxnHazardTest, OperatorResolvesUndecidedTransaction) {
     EXPECT_EQ(text, "none") << "node " << id << " already has a decision";
   }
   for (const char* shard : {"s1", "p1"}) {
-    EXPECT_TRUE(cluster().WaitBranchState(shard, gtid, std::string("b-") + shard,
-                                          {St::PREPARED}, 0ms, &detail))
+    EXPECT_TRUE(cluster().WaitBranchState(shard, gtid, std::string("b-") + shard, {St::PREPARED},
+                                          0ms, &detail))
         << detail;
   }
   ASSERT_LT(std::chrono::steady_clock::now() - started, kInquiryAfter - 8s)
@@ -338,8 +337,7 @@ TEST_F(TxnHazardTest, OperatorResolvesUndecidedTransaction) {
 
   ProcessResult again = Ctl({"resolve", gtid, "--commit", "--why", "changed my mind"});
   EXPECT_EQ(again.exit_code, 4) << again.output;
-  EXPECT_NE(again.output.find("the applied decision is ABORT"), std::string::npos)
-      << again.output;
+  EXPECT_NE(again.output.find("the applied decision is ABORT"), std::string::npos) << again.output;
 
   // The log never named this transaction's branches (its leader died before any entry),
   // so the heuristic ABORT reaches them when they next inquire (docs/coordinator.md,
@@ -350,8 +348,7 @@ TEST_F(TxnHazardTest, OperatorResolvesUndecidedTransaction) {
       kInquiryAfter + 30s,
       [&](std::string* d) {
         return BranchesIn(gtid, spec, {St::ABORTED}, d) &&
-               cluster().WaitForBalances(before, 0ms, d) &&
-               cluster().WaitNothingInDoubt(0ms, d);
+               cluster().WaitForBalances(before, 0ms, d) && cluster().WaitNothingInDoubt(0ms, d);
       },
       &detail))
       << detail;

@@ -140,8 +140,8 @@ TEST_F(TxnUnreachableTest, ThreePC_AfterPrecommitAck_AgentsCommitByThemselves) {
 
   // With no coordinator at all, every branch commits.
   EXPECT_TRUE(Settle(
-      kAgentsDecide, [&](std::string* d) { return BranchesIn(run_.gtid, spec, {St::COMMITTED}, d); },
-      &detail))
+      kAgentsDecide,
+      [&](std::string* d) { return BranchesIn(run_.gtid, spec, {St::COMMITTED}, d); }, &detail))
       << detail;
   EXPECT_TRUE(cluster().WaitForBalances(TxnCluster::Applied(before_, spec), 10s, &detail))
       << detail;
@@ -183,8 +183,8 @@ TEST_F(TxnUnreachableTest, ThreePC_AfterPrecommitAck_AgentThatMissedPrecommitCom
 
   std::string detail;
   EXPECT_TRUE(Settle(
-      kAgentsDecide, [&](std::string* d) { return BranchesIn(run_.gtid, spec, {St::COMMITTED}, d); },
-      &detail))
+      kAgentsDecide,
+      [&](std::string* d) { return BranchesIn(run_.gtid, spec, {St::COMMITTED}, d); }, &detail))
       << detail;
   EXPECT_TRUE(cluster().WaitForBalances(TxnCluster::Applied(before_, spec), 10s, &detail))
       << detail;

@@ -87,9 +87,8 @@ class TxnServiceTest : public ::testing::Test {
     req.address = address;
     req.backend = "sqlite";
     rpc::RegisterParticipantResponse resp;
-    OnRegistry(id, [&](rpc::ParticipantRegistryServiceClient& c) {
-      c.RegisterParticipant(resp, req);
-    });
+    OnRegistry(id,
+               [&](rpc::ParticipantRegistryServiceClient& c) { c.RegisterParticipant(resp, req); });
     return resp;
   }
   ProcessResult Ctl(std::vector<std::string> args) {
@@ -342,8 +341,7 @@ TEST_F(TxnServiceTest, Verdictctl_ResolveShowTxnsParticipantsHazards) {
 
   ProcessResult hazards = Ctl({"hazards"});
   EXPECT_EQ(hazards.exit_code, 0) << hazards.output;
-  EXPECT_NE(hazards.output.find("0 heuristic hazard(s) on 3"), std::string::npos)
-      << hazards.output;
+  EXPECT_NE(hazards.output.find("0 heuristic hazard(s) on 3"), std::string::npos) << hazards.output;
 
   // The heuristic record is in the log: every node applies it.
   for (int id = 1; id <= 3; ++id) {

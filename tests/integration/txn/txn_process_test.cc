@@ -97,8 +97,7 @@ class TxnServiceTest : public ::testing::Test {
     for (const auto& br : spec.branches) writers += br.updates.empty() ? 0 : 1;
     if (committed && writers >= 2) {
       // A multi-writer commit is decided through the log: every node applies COMMIT.
-      EXPECT_TRUE(
-          cluster().WaitForDecisionEverywhere(gtid, rpc::Outcome::COMMIT, kSettle, &detail))
+      EXPECT_TRUE(cluster().WaitForDecisionEverywhere(gtid, rpc::Outcome::COMMIT, kSettle, &detail))
           << detail;
     } else if (!committed) {
       // An abort may be unlogged (presumed abort) or forgotten after END; never COMMIT.
@@ -111,8 +110,7 @@ class TxnServiceTest : public ::testing::Test {
     Status s = leader_->GetTxn(gtid, &info);
     ASSERT_TRUE(s.ok()) << s.ToString();
     if (info.code == rpc::ResultCode::OK && info.info.__isset.decision) {
-      EXPECT_EQ(info.info.decision,
-                committed ? rpc::Outcome::COMMIT : rpc::Outcome::ABORT)
+      EXPECT_EQ(info.info.decision, committed ? rpc::Outcome::COMMIT : rpc::Outcome::ABORT)
           << gtid << " phase=" << info.info.phase << " basis=" << info.info.basis;
     }
 
@@ -255,8 +253,8 @@ TEST_P(TxnProtocolTest, ClientAbort_RollsBackEveryBranch) {
   // The coordinator tells the branches (their idle timeout is 10 s, longer than this wait).
   std::string detail;
   for (const auto& br : spec.branches) {
-    EXPECT_TRUE(cluster().WaitBranchState(br.shard, run.gtid, br.BranchName(), {St::ABORTED}, 5s,
-                                          &detail))
+    EXPECT_TRUE(
+        cluster().WaitBranchState(br.shard, run.gtid, br.BranchName(), {St::ABORTED}, 5s, &detail))
         << detail;
   }
   // A Commit after the Abort cannot revive it.

@@ -143,8 +143,7 @@ class FakeResourceManager : public ResourceManager {
                  QueryResult*) override {
     return Status::OK();
   }
-  Status Prepare(const BranchKey& key, const std::vector<std::string>&,
-                 PrepareResult* r) override {
+  Status Prepare(const BranchKey& key, const std::vector<std::string>&, PrepareResult* r) override {
     std::lock_guard<std::mutex> l(mu_);
     if (!prepare_status_.ok()) {
       r->maybe_prepared = prepare_maybe_prepared_;
@@ -265,10 +264,10 @@ class FakeResourceManager : public ResourceManager {
   Status evidence_status_;                        // guarded by mu_
   Status commit_prepared_status_;                 // guarded by mu_
   const bool durable_prepare_ = false;
-  std::set<BranchKey> prepared_;        // guarded by mu_ (durable-prepare mode)
-  Status prepare_status_;               // guarded by mu_
+  std::set<BranchKey> prepared_;         // guarded by mu_ (durable-prepare mode)
+  Status prepare_status_;                // guarded by mu_
   bool prepare_maybe_prepared_ = false;  // guarded by mu_
-  Status rollback_prepared_status_;     // guarded by mu_
+  Status rollback_prepared_status_;      // guarded by mu_
 };
 
 }  // namespace verdict::participant::testing

@@ -246,7 +246,7 @@ TEST_F(BranchJournalTest, Flush_MakesLazilyAppendedRecordsDurable) {
     ASSERT_TRUE(j->AppendLazily(Prepared("g2", "b")).ok());
     EXPECT_EQ(env.sync_count(), syncs);
     ASSERT_TRUE(j->Flush().ok());
-    EXPECT_EQ(env.sync_count(), syncs + 1);  // one group for both
+    EXPECT_EQ(env.sync_count(), syncs + 1);                  // one group for both
     ASSERT_TRUE(j->AppendLazily(Prepared("g3", "c")).ok());  // lost below
   }
   env.PowerCut();

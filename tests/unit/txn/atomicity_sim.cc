@@ -59,7 +59,8 @@ class World {
     for (int p = 0; p < o.participants; ++p) {
       std::string name = "p" + std::to_string(p);
       names_.push_back(name);
-      cores_.emplace(name, ParticipantCore(name, [this, name](const std::string& g, BS from, BS to) {
+      cores_.emplace(name,
+                     ParticipantCore(name, [this, name](const std::string& g, BS from, BS to) {
                        OnBranchChange(name, g, from, to);
                      }));
       committed_.push_back(EncodeCommand(RegisterParticipantCmd{name, name + ":1", "sim"}));
