@@ -26,7 +26,7 @@ double EtcdLoadCap(const std::string& load) {
   return kNaN;
 }
 
-Status FindEtcdAnchorScript(const std::string& source_dir, std::string* path) {
+Status FindAnchorScript(const std::string& source_dir, const std::string& name, std::string* path) {
   std::vector<std::string> dirs;
   if (const char* env = std::getenv("VERDICT_ANCHORS"); env != nullptr && *env != '\0') {
     dirs.push_back(env);
@@ -35,14 +35,18 @@ Status FindEtcdAnchorScript(const std::string& source_dir, std::string* path) {
   dirs.push_back("/work/shared/anchors");
   std::string tried;
   for (const auto& dir : dirs) {
-    std::string candidate = dir + "/etcd-baseline.sh";
+    std::string candidate = dir + "/" + name;
     if (access(candidate.c_str(), R_OK) == 0) {
       *path = candidate;
       return Status::OK();
     }
     tried += " " + candidate;
   }
-  return Status::NotFound("etcd-baseline.sh not found; tried" + tried);
+  return Status::NotFound(name + " not found; tried" + tried);
+}
+
+Status FindEtcdAnchorScript(const std::string& source_dir, std::string* path) {
+  return FindAnchorScript(source_dir, "etcd-baseline.sh", path);
 }
 
 Status RunEtcdAnchor(const std::string& script, const std::string& load,

@@ -21,6 +21,10 @@ struct EtcdAnchorResult {
 // l 8,000, xl 15,000 writes/s in etcd 3.4): the highest figure the anchor can report.
 double EtcdLoadCap(const std::string& load);
 
+// Finds ../shared/anchors/<name>: under $VERDICT_ANCHORS, then `source_dir`/../shared/anchors,
+// then /work/shared/anchors. NotFound naming every path tried.
+Status FindAnchorScript(const std::string& source_dir, const std::string& name, std::string* path);
+
 // The anchor script: $VERDICT_ANCHORS/etcd-baseline.sh, else <source>/../shared/anchors,
 // else /work/shared/anchors. NotFound listing the places tried.
 Status FindEtcdAnchorScript(const std::string& source_dir, std::string* path);

@@ -7,27 +7,13 @@
 #include <vector>
 
 #include "bench/child_process.h"
+#include "bench/etcd_anchor.h"
 #include "bench/json_writer.h"
 
 namespace verdict::bench {
 
 Status FindPgAnchorScript(const std::string& source_dir, std::string* path) {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("VERDICT_ANCHORS"); env != nullptr && *env != '\0') {
-    dirs.push_back(env);
-  }
-  if (!source_dir.empty()) dirs.push_back(source_dir + "/../shared/anchors");
-  dirs.push_back("/work/shared/anchors");
-  std::string tried;
-  for (const auto& dir : dirs) {
-    std::string candidate = dir + "/pg-2pc-ceiling.sh";
-    if (access(candidate.c_str(), R_OK) == 0) {
-      *path = candidate;
-      return Status::OK();
-    }
-    tried += " " + candidate;
-  }
-  return Status::NotFound("pg-2pc-ceiling.sh not found; tried" + tried);
+  return FindAnchorScript(source_dir, "pg-2pc-ceiling.sh", path);
 }
 
 Status RunPgAnchor(const std::string& script, int seconds, int clients,
