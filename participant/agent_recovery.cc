@@ -216,6 +216,10 @@ void Agent::Terminate(const BranchPtr& b) {
     for (const PeerRef& p : peers) {
       BranchState st;
       Status s = peers_.GetState(p, key.gtid, &st);
+      if (!s.ok()) {
+        spdlog::debug("branch {}: peer {} ({}) gives no state: {}", Name(key), p.name, p.address,
+                      s.ToString());
+      }
       states.push_back(s.ok() ? std::optional<BranchState>(st) : std::nullopt);
     }
     TerminationStep step = BranchStateMachine::Terminate(protocol, self, states);

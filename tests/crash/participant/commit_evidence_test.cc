@@ -206,6 +206,12 @@ TEST_P(CommitEvidenceTest, TerminatingPeerLearnsTheCommitFromAForgottenBranch) {
   std::vector<rpc::PeerBranch> parts = {a->Peer("b"), b->Peer("b")};
   PrepareDelta(*a, "g4", 1, 1, parts);
   PrepareDelta(*b, "g4", 1, 1, parts);
+  // With PostgreSQL, a 2PC PREPARED record (and its participant list) is appended lazily:
+  // PREPARE TRANSACTION already made the branch durable, and it reaches the journal within
+  // a tick. Killed before that, `a` would adopt g4 with no participants to ask (it then
+  // waits for the coordinator). This test is about termination, so make the record durable
+  // first: an abort tombstone is written synchronously, and pending records go before it.
+  ASSERT_EQ(a->Abort("g4-sync", "b").code, Code::OK);
   a->Kill9();
   ASSERT_EQ(b->Commit("g4", "b").code, Code::OK);
   WaitForgotten(*b, "g4");
