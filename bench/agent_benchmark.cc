@@ -24,7 +24,7 @@ struct ClientTally {
            commit_retries = 0;
   std::string first_problem;
   LatencySamples latency;
-  std::array<std::chrono::nanoseconds, 4> step_sum{}, step_max{};
+  std::array<std::chrono::nanoseconds, BranchClient::kSteps> step_sum{}, step_max{};
 };
 
 // Shared by every client of one run. The time points are written before `go` opens.

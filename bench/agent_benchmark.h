@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/branch_client.h"
 #include "bench/latency_samples.h"
 
 namespace verdict::bench {
@@ -45,10 +46,10 @@ struct ShardRun {
   uint64_t commit_retries = 0;    // Commit answered UNAVAILABLE (agent busy), sent again
   uint64_t rejected = 0;          // unexpected answers: the run is invalid if non-zero
   std::string first_problem;      // the message of the first non-committed branch
-  // Committed branches in the window: mean and max time of each step (open, execute,
+  // Committed branches in the window: mean and max time of each step (open+execute,
   // prepare, commit; BranchClient::kStepNames), in ms.
-  std::array<double, 4> step_mean_ms{};
-  std::array<double, 4> step_max_ms{};
+  std::array<double, BranchClient::kSteps> step_mean_ms{};
+  std::array<double, BranchClient::kSteps> step_max_ms{};
   double agent_cpu_pct = 0;  // the agent process over the window (100 = one core)
   int agent_threads = -1;
   LatencySamples latency;

@@ -46,6 +46,11 @@ Status AgentProcess::Start(std::chrono::milliseconds timeout) {
                                    root_dir_ + "/data",
                                    "--backend",
                                    options_.backend};
+  client_address_ = address_;
+  if (options_.local_socket) {
+    argv.insert(argv.end(), {"--local-socket", root_dir_ + "/agent.sock"});
+    client_address_ = "unix:" + root_dir_ + "/agent.sock";
+  }
   if (options_.backend == "sqlite") {
     argv.insert(argv.end(), {"--sqlite-path", options_.sqlite_path});
   } else {
@@ -61,13 +66,13 @@ Status AgentProcess::Start(std::chrono::milliseconds timeout) {
     VERDICT_RETURN_IF_ERROR(CheckAlive());
     if (Interrupted()) return Status::Aborted("interrupted");
     BranchClient client(1000);
-    Status s = client.Connect(address_);
+    Status s = client.Connect(client_address_);
     rpc::ListInDoubtResponse in_doubt;
     if (s.ok()) s = client.ListInDoubt(&in_doubt);
     if (s.ok()) return Status::OK();
     last = s.ToString();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Timeout("agent " + options_.name + " does not serve on " + address_ + " (" +
+      return Status::Timeout("agent " + options_.name + " does not serve on " + client_address_ + " (" +
                              last + "); its log ends:\n" + LogTail(15));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -25,6 +25,8 @@ struct AgentProcessOptions {
   // benchmark).
   std::string coordinators;
   bool keep_data = false;  // leave the temp directory (data, log) after Stop()
+  // Clients connect through the agent's --local-socket (unix:PATH) instead of TCP.
+  bool local_socket = false;
 };
 
 class AgentProcess {
@@ -42,7 +44,9 @@ class AgentProcess {
   // SIGTERM, then SIGKILL; removes the temp directory unless keep_data. Idempotent.
   void Stop();
 
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return address_; }  // TCP HOST:PORT
+  // Where clients connect: address(), or unix:PATH with options.local_socket.
+  const std::string& client_address() const { return client_address_; }
   const std::string& name() const { return options_.name; }
   const std::string& log_path() const { return log_path_; }
   pid_t pid() const { return process_ ? process_->pid() : -1; }
@@ -53,6 +57,7 @@ class AgentProcess {
   const AgentProcessOptions options_;
   std::string root_dir_;
   std::string address_;
+  std::string client_address_;
   std::string log_path_;
   std::unique_ptr<ChildProcess> process_;
 };

@@ -124,10 +124,10 @@ void ReportRun(const char* backend, AgentRun& run) {
         static_cast<unsigned long long>(s.rejected), s.agent_cpu_pct, run.bench_cpu_pct,
         run.machine_busy_pct);
     Progress(
-        "  mean / max ms per step: open %.2f / %.0f, execute %.2f / %.0f, prepare %.2f / %.0f, "
-        "commit %.2f / %.0f",
+        "  mean / max ms per step: open+execute %.2f / %.0f, prepare %.2f / %.0f, commit %.2f / "
+        "%.0f",
         s.step_mean_ms[0], s.step_max_ms[0], s.step_mean_ms[1], s.step_max_ms[1], s.step_mean_ms[2],
-        s.step_max_ms[2], s.step_mean_ms[3], s.step_max_ms[3]);
+        s.step_max_ms[2]);
     if (!s.first_problem.empty()) Progress("  first problem: %s", s.first_problem.c_str());
   }
 }
@@ -143,10 +143,11 @@ Status RunSqlite(const AgentSectionOptions& options, AgentFigures* figures) {
   agent_options.backend = "sqlite";
   agent_options.sqlite_path = db_path;
   agent_options.keep_data = options.keep_data;
+  agent_options.local_socket = options.local_socket;
   AgentProcess agent(agent_options);
   Progress("sqlite: starting %s on %s", options.participant_binary.c_str(), db_path.c_str());
   VERDICT_RETURN_IF_ERROR(agent.Start(kAgentStartTimeout));
-  const std::vector<AgentTarget> targets = {{agent.name(), agent.address(), agent.pid()}};
+  const std::vector<AgentTarget> targets = {{agent.name(), agent.client_address(), agent.pid()}};
   const AgentRunOptions run_options = RunOptions(options, "sqlite");
   uint64_t committed = 0, transport_errors = 0;
   for (int k : options.clients) {
@@ -211,10 +212,11 @@ Status RunPostgres(const AgentSectionOptions& options, AgentFigures* figures) {
     agent_options.backend = "postgres";
     agent_options.pg_dsn = server.Dsn(db);
     agent_options.keep_data = options.keep_data;
+    agent_options.local_socket = options.local_socket;
     agents.push_back(std::make_unique<AgentProcess>(agent_options));
     Progress("postgres: starting agent %s", db.c_str());
     VERDICT_RETURN_IF_ERROR(agents.back()->Start(kAgentStartTimeout));
-    targets.push_back({db, agents.back()->address(), agents.back()->pid()});
+    targets.push_back({db, agents.back()->client_address(), agents.back()->pid()});
   }
   const AgentRunOptions run_options = RunOptions(options, "pg");
   std::vector<uint64_t> committed(shards.size()), transport_errors(shards.size());

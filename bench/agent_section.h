@@ -25,6 +25,9 @@ struct AgentSectionOptions {
   bool postgres = true;
   bool pg_anchor = true;  // run pg-2pc-ceiling.sh after each PostgreSQL level
   bool keep_data = false;
+  // Clients reach the agents over a Unix-domain socket (--local-socket), as pgbench reaches
+  // the server in the anchor, instead of loopback TCP.
+  bool local_socket = false;
 };
 
 // What the section measured. A level missing from a map was not measured (see errors).

@@ -67,7 +67,7 @@ bool BenchOptions::Selected(const std::string& name) const {
 }
 
 Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::string* usage) {
-  std::string only, concurrency, agent_clients, txn_clients, etcd_load, config;
+  std::string only, concurrency, agent_clients, agent_transport, txn_clients, etcd_load, config;
   bool no_anchor = false, no_pg_anchor = false;
   std::optional<double> duration, warmup;
   po::options_description desc(
@@ -88,6 +88,9 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
      "closed-loop proposer counts, comma-separated")
     ("agent-clients", po::value(&agent_clients)->default_value("1,8,32"),
      "agent benchmark: concurrent branches per agent, comma-separated")
+    ("agent-transport", po::value(&agent_transport)->default_value("tcp"),
+     "agent benchmark: how clients reach the agents, tcp (loopback) or unix (the agents' "
+     "--local-socket, as pgbench reaches the server in the anchor)")
     ("txn-clients", po::value(&txn_clients)->default_value("1,16,64"),
      "transaction benchmark: concurrent clients, comma-separated")
     ("duration", po::value<double>(), "measured seconds per level (default 10, --quick 3)")
@@ -149,6 +152,11 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
   // Each PostgreSQL agent holds at most 64 branch connections (its pool).
   VERDICT_RETURN_IF_ERROR(
       ParseLevels("--agent-clients", agent_clients, 64, &options->agent_clients));
+  if (agent_transport != "tcp" && agent_transport != "unix") {
+    return Status::InvalidArgument("--agent-transport must be tcp or unix, not '" + agent_transport +
+                                   "'");
+  }
+  options->agent_local_socket = agent_transport == "unix";
   VERDICT_RETURN_IF_ERROR(ParseLevels("--txn-clients", txn_clients, 256, &options->txn_clients));
   if (!(options->duration_s > 0)) return Status::InvalidArgument("--duration must be > 0");
   if (!(options->warmup_s >= 0)) return Status::InvalidArgument("--warmup must be >= 0");

@@ -22,6 +22,7 @@ struct BenchOptions {
   bool anchor = true;          // the etcd anchor (with the log benchmark)
   bool pg_anchor = true;       // pg-2pc-ceiling.sh (with the PostgreSQL agent benchmark)
   std::vector<int> agent_clients = {1, 8, 32};  // concurrent branches per agent
+  bool agent_local_socket = false;              // --agent-transport unix
   std::vector<int> txn_clients = {1, 16, 64};   // concurrent 2-branch transactions
   std::string etcd_load = "l";
   bool keep_data = false;

@@ -72,27 +72,18 @@ BranchClient::Result BranchClient::RunBranch(const std::string& participant_name
     return result;
   };
   try {
-    rpc::OpenBranchRequest open;
-    open.gtid = gtid;
-    open.branch = kBranch;
-    open.protocol = rpc::Protocol::TWO_PC;
-    rpc::OpenBranchResponse opened;
-    client_->OpenBranch(opened, open);
-    lap(0);
-    if (opened.code != rpc::ParticipantCode::OK) {
-      return abandon(IsNoVote(opened.code) ? Outcome::kVotedNo : Outcome::kRejected,
-                     CodeText("OpenBranch", opened.code, opened.message));
-    }
-
+    // The branch is opened by its first statement (ExecuteRequest.open): one round trip.
     rpc::ExecuteRequest execute;
     execute.gtid = gtid;
     execute.branch = kBranch;
     execute.sql = sql;
     execute.params = params;
     execute.seq = 1;
+    execute.open.protocol = rpc::Protocol::TWO_PC;
+    execute.__isset.open = true;
     rpc::ExecuteResponse executed;
     client_->Execute(executed, execute);
-    lap(1);
+    lap(0);
     if (executed.code != rpc::ParticipantCode::OK) {
       return abandon(IsNoVote(executed.code) ? Outcome::kVotedNo : Outcome::kRejected,
                      CodeText("Execute", executed.code, executed.message));
@@ -112,7 +103,7 @@ BranchClient::Result BranchClient::RunBranch(const std::string& participant_name
     prepare.participants.push_back(self);
     rpc::PrepareResponse prepared;
     client_->Prepare(prepared, prepare);
-    lap(2);
+    lap(1);
     if (prepared.code != rpc::ParticipantCode::OK || prepared.vote != rpc::Vote::YES) {
       const bool no = prepared.code == rpc::ParticipantCode::OK || IsNoVote(prepared.code);
       return abandon(no ? Outcome::kVotedNo : Outcome::kRejected,
@@ -130,7 +121,7 @@ BranchClient::Result BranchClient::RunBranch(const std::string& participant_name
       ++result.commit_retries;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    lap(3);
+    lap(2);
     if (committed.code != rpc::ParticipantCode::OK) {
       // A prepared branch must not be aborted by the bench: it stays in doubt.
       result.outcome = Outcome::kRejected;

@@ -32,10 +32,12 @@ class BranchClient {
     Outcome outcome = Outcome::kTransport;
     std::string message;     // why, when not kCommitted
     int commit_retries = 0;  // Commit calls answered UNAVAILABLE and sent again
-    // Time of each step that ran: OpenBranch, Execute, Prepare, Commit (retries included).
-    std::array<std::chrono::nanoseconds, 4> step{};
+    // Time of each step that ran: Execute (which opens the branch), Prepare, Commit
+    // (retries included).
+    std::array<std::chrono::nanoseconds, 3> step{};
   };
-  static constexpr const char* kStepNames[4] = {"open", "execute", "prepare", "commit"};
+  static constexpr size_t kSteps = 3;
+  static constexpr const char* kStepNames[kSteps] = {"open_execute", "prepare", "commit"};
 
   // `timeout_ms` bounds connect, send and receive.
   explicit BranchClient(int timeout_ms) : timeout_ms_(timeout_ms) {}

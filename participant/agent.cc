@@ -106,7 +106,7 @@ Status Agent::Recover() {
       }
       if (committed) {
         b->state = BranchState::kCommitted;
-        branches_[key] = b;
+        IndexLocked(b);
         spdlog::info("branch {} is {} in the journal and committed in the {} database", Name(key),
                      BranchStateName(r.state), rm_.backend());
         continue;
@@ -140,7 +140,7 @@ Status Agent::Recover() {
             Name(key), BranchStateName(r.state), rm_.backend());
       }
     }
-    branches_[key] = b;
+    IndexLocked(b);
   }
   // Prepared in the database, no journal record: adopted as PREPARED, never "no record".
   for (const BranchKey& key : in_rm) {
@@ -152,7 +152,7 @@ Status Agent::Recover() {
       return Status::Corruption("cannot adopt prepared branch " + Name(key) + " of the " +
                                 std::string(rm_.backend()) + " database");
     }
-    branches_[key] = b;
+    IndexLocked(b);
     ++adopted;
   }
   spdlog::info(
@@ -196,18 +196,32 @@ Agent::BranchPtr Agent::Find(const BranchKey& key) {
 
 Agent::BranchPtr Agent::FindOrCreate(const BranchKey& key, bool* created) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& slot = branches_[key];
-  *created = slot == nullptr;
-  if (*created) {
-    slot = std::make_shared<Branch>();
-    slot->key = key;
-  }
-  return slot;
+  auto it = branches_.find(key);
+  *created = it == branches_.end();
+  if (!*created) return it->second;
+  auto b = std::make_shared<Branch>();
+  b->key = key;
+  IndexLocked(b);
+  return b;
+}
+
+void Agent::IndexLocked(const BranchPtr& b) {
+  b->indexed = true;
+  branches_[b->key] = b;
+  ticking_.push_back(b);
 }
 
 void Agent::Erase(const BranchKey& key) {
   std::lock_guard<std::mutex> l(mu_);
-  branches_.erase(key);
+  auto it = branches_.find(key);
+  if (it == branches_.end()) return;
+  it->second->indexed = false;  // Tick() drops it from ticking_
+  branches_.erase(it);
+}
+
+std::vector<Agent::BranchPtr> Agent::Ticking() {
+  std::lock_guard<std::mutex> l(mu_);
+  return ticking_;
 }
 
 Reply Agent::Current(const Branch& b, ReplyCode code, std::string message) {
@@ -705,11 +719,7 @@ BranchStatus Agent::GetStatus(const BranchKey& key) {
 }
 
 std::vector<BranchStatus> Agent::ListInDoubt() {
-  std::vector<BranchPtr> all;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (auto& [k, b] : branches_) all.push_back(b);
-  }
+  const std::vector<BranchPtr> all = Ticking();  // an in-doubt branch is never finished
   std::vector<BranchStatus> out;
   const int64_t now = clock_->NowMs();
   for (const BranchPtr& b : all) {

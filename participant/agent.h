@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -173,7 +174,15 @@ class Agent {
   void AdoptLocked(Branch& b);
 
   // Tick() helpers.
-  void TickBranch(const BranchPtr& b, int64_t now);
+  // Timer work on one branch; true if it is finished for good (COMMITTED, ABORTED or
+  // READ_ONLY with no RM leftover): it never needs the timer again, only forgetting.
+  bool TickBranch(const BranchPtr& b, int64_t now);
+  // Adds a new branch to the table (mu_ held).
+  void IndexLocked(const BranchPtr& b);
+  // Forgets the finished branches older than decided_retention_ms.
+  void ForgetExpired(int64_t now);
+  // The branches Tick() visits (a snapshot).
+  std::vector<BranchPtr> Ticking();
   void ResolveInDoubt(const BranchPtr& b, int64_t now);
   void Terminate(const BranchPtr& b);
   void ReconcileOrphans(int64_t now);
@@ -192,6 +201,12 @@ class Agent {
 
   std::mutex mu_;
   std::map<BranchKey, BranchPtr> branches_;          // guarded by mu_
+  // Tick() visits only these: every branch of branches_ not yet found finished for good.
+  // A finished one moves to finished_, in the order found, with the time it finished,
+  // and is forgotten from there after decided_retention_ms. So a tick costs the live
+  // branches, not the (many) decided ones kept for retried calls.
+  std::vector<BranchPtr> ticking_;                       // guarded by mu_
+  std::deque<std::pair<int64_t, BranchPtr>> finished_;   // guarded by mu_
   std::map<BranchKey, int64_t> orphans_first_seen_;  // guarded by mu_
   int64_t last_reconcile_ms_ = 0;                    // guarded by mu_
   int64_t last_prune_ms_ = 0;                        // guarded by mu_

@@ -11,7 +11,8 @@
 
 namespace verdict::participant {
 
-// One branch. All fields are guarded by `mu` (held for the whole of a call on the branch).
+// One branch. Its fields are guarded by `mu` (held for the whole of a call on the branch),
+// except `indexed`.
 struct Agent::Branch {
   std::mutex mu;
   BranchKey key;
@@ -34,6 +35,8 @@ struct Agent::Branch {
   int64_t rm_leftover_since_ms = 0;  // when rm_leftover was set
   int64_t last_seq = 0;
   ExecuteReply last_execute;
+  // In Agent::branches_. Guarded by the agent's mu_, not by `mu`.
+  bool indexed = false;
 };
 
 }  // namespace verdict::participant

@@ -26,6 +26,8 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
                                            "command-line flags win)")
       ("name", po::value(&a.name), "this participant's unique name (required)")
       ("listen", po::value(&f->listen), "HOST:PORT to serve on (required)")
+      ("local-socket", po::value(&f->local_socket),
+       "also serve on this Unix-domain socket, for clients on the same host (unix:PATH)")
       ("coordinators", po::value(&coordinators), "coordinator nodes HOST:PORT,... (required)")
       ("data-dir", po::value(&f->data_dir), "directory of the branch journal (required)")
       ("backend", po::value(&f->backend), "sqlite or postgres (required)")

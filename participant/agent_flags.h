@@ -13,6 +13,9 @@ namespace verdict::participant {
 struct AgentFlags {
   AgentOptions agent;  // name, address (= --listen), timeouts
   std::string listen;  // HOST:PORT
+  // Also serve on this Unix-domain socket (clients on the same host: unix:PATH). Optional;
+  // the coordinator group is always given the TCP address.
+  std::string local_socket;
   std::vector<std::string> coordinators;
   std::string data_dir;
   std::string backend;  // "sqlite" | "postgres"

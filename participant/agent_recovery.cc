@@ -20,12 +20,32 @@ std::string Name(const BranchKey& k) { return k.gtid + ":" + k.branch; }
 void Agent::Tick() {
   FlushJournal();
   const int64_t now = clock_->NowMs();
-  std::vector<BranchPtr> all;
+  std::vector<BranchPtr> visit;
   {
     std::lock_guard<std::mutex> l(mu_);
-    for (auto& [k, b] : branches_) all.push_back(b);
+    visit.swap(ticking_);  // branches created meanwhile are appended to the empty list
   }
-  for (const BranchPtr& b : all) TickBranch(b, now);
+  std::vector<bool> done(visit.size());
+  std::vector<int64_t> since(visit.size());
+  for (size_t i = 0; i < visit.size(); ++i) {
+    done[i] = TickBranch(visit[i], now);
+    if (done[i]) {
+      std::lock_guard<std::mutex> l(visit[i]->mu);
+      since[i] = visit[i]->state_since_ms;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (size_t i = 0; i < visit.size(); ++i) {
+      if (!visit[i]->indexed) continue;  // erased meanwhile
+      if (done[i]) {
+        finished_.emplace_back(since[i], std::move(visit[i]));
+      } else {
+        ticking_.push_back(std::move(visit[i]));
+      }
+    }
+  }
+  ForgetExpired(now);
   ReconcileOrphans(now);
   MaybeCompact();
   MaybePruneEvidence(now);
@@ -107,9 +127,9 @@ void Agent::RegisterLoop() {
   }
 }
 
-void Agent::TickBranch(const BranchPtr& b, int64_t now) {
+bool Agent::TickBranch(const BranchPtr& b, int64_t now) {
   std::unique_lock<std::mutex> l(b->mu, std::try_to_lock);
-  if (!l.owns_lock()) return;  // a call is running on it
+  if (!l.owns_lock()) return false;  // a call is running on it
   switch (BranchStateMachine::OnTimeout(b->state, b->protocol)) {
     case TimeoutAction::kAbort:
       if (now >= b->deadline_ms) {
@@ -117,25 +137,31 @@ void Agent::TickBranch(const BranchPtr& b, int64_t now) {
       } else if (now - b->last_activity_ms >= b->idle_timeout_ms) {
         AbortActiveLocked(*b, "idle timeout");
       }
-      return;
+      return false;  // finished or not, the next tick says so
     case TimeoutAction::kInquire:
     case TimeoutAction::kCommit:
-      if (now < b->next_inquiry_ms) return;
+      if (now < b->next_inquiry_ms) return false;
       l.unlock();
       ResolveInDoubt(b, now);
-      return;
+      return false;
     case TimeoutAction::kNone:
-      if (BranchStateMachine::Finished(b->state) && !b->rm_leftover &&
-          now - b->state_since_ms >= options_.decided_retention_ms) {
-        std::lock_guard<std::mutex> g(mu_);
-        auto it = branches_.find(b->key);
-        if (it != branches_.end() && it->second == b) {
-          branches_.erase(it);
-          spdlog::debug("branch {} forgotten after --decided-retention-ms ({})", Name(b->key),
-                        BranchStateName(b->state));
-        }
-      }
-      return;
+      return BranchStateMachine::Finished(b->state) && !b->rm_leftover;
+  }
+  return false;
+}
+
+void Agent::ForgetExpired(int64_t now) {
+  std::lock_guard<std::mutex> l(mu_);
+  while (!finished_.empty() &&
+         now - finished_.front().first >= options_.decided_retention_ms) {
+    const BranchPtr b = std::move(finished_.front().second);
+    finished_.pop_front();
+    // A finished state is final (and its time with it), so no need for b->mu here.
+    auto it = branches_.find(b->key);
+    if (!b->indexed || it == branches_.end() || it->second != b) continue;
+    b->indexed = false;
+    branches_.erase(it);
+    spdlog::debug("branch {} forgotten after --decided-retention-ms", Name(b->key));
   }
 }
 
@@ -284,12 +310,8 @@ void Agent::ReconcileOrphans(int64_t now) {
   {
     // A leftover that is no longer prepared (rolled back by now): nothing left to finish.
     // Only one flagged before this listing began can be judged by it.
-    std::vector<BranchPtr> all;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      for (auto& [k, b] : branches_) all.push_back(b);
-    }
-    for (const BranchPtr& b : all) {
+    // A branch with a leftover is never finished for good: it is still ticking.
+    for (const BranchPtr& b : Ticking()) {
       std::unique_lock<std::mutex> l(b->mu, std::try_to_lock);
       if (l.owns_lock() && b->rm_leftover && b->rm_leftover_since_ms < now &&
           listed.count(b->key) == 0) {

@@ -119,6 +119,14 @@ int main(int argc, char** argv) {
                            {{kParticipantServiceName, processor}});
   s = server.Start();
   if (!s.ok()) Die(kExitStartup, s.message());
+  std::unique_ptr<rpc::ThriftServer> local;
+  if (!flags.local_socket.empty()) {
+    local = rpc::ThriftServer::OnUnixSocket(flags.local_socket, flags.max_frame_bytes,
+                                            {{kParticipantServiceName, processor}});
+    s = local->Start();
+    if (!s.ok()) Die(kExitStartup, s.message());
+    spdlog::info("serving also on unix:{}", flags.local_socket);
+  }
   agent.StartBackground();
   spdlog::info("serving on {} (backend {}, data dir {}, fsync {})", flags.listen, rm->backend(),
                flags.data_dir, flags.sync ? "on" : "OFF");
@@ -127,6 +135,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Stop();
+  if (local) local->Stop();
   agent.StopBackground();
   rm->Stop();
   spdlog::info("stopped cleanly");

@@ -1,5 +1,7 @@
 #include "participant/participant_handler.h"
 
+#include <optional>
+
 #include "participant/thrift_conversions.h"
 
 namespace verdict::participant {
@@ -42,22 +44,32 @@ std::string ParticipantHandler::CheckId(const std::string& what, const std::stri
   return "";
 }
 
+namespace {
+
+// OpenBranch's options (of an OpenBranchRequest or an ExecuteRequest's OpenOptions) as
+// OpenArgs; an INVALID_ARGUMENT reply if they are not valid.
+template <typename Request>
+std::optional<Reply> ToOpenArgs(const Request& req, OpenArgs* a) {
+  if (req.protocol != rpc::Protocol::TWO_PC && req.protocol != rpc::Protocol::THREE_PC) {
+    return Reply{ReplyCode::kInvalidArgument, BranchState::kNone, "unknown protocol"};
+  }
+  if (req.timeout_ms < 0 || req.idle_timeout_ms < 0 || req.lock_timeout_ms < 0) {
+    return Reply{ReplyCode::kInvalidArgument, BranchState::kNone, "negative timeout"};
+  }
+  a->protocol = req.protocol == rpc::Protocol::THREE_PC ? Protocol::k3PC : Protocol::k2PC;
+  a->timeout_ms = req.timeout_ms;
+  a->idle_timeout_ms = req.idle_timeout_ms;
+  a->lock_timeout_ms = req.lock_timeout_ms;
+  return std::nullopt;
+}
+
+}  // namespace
+
 void ParticipantHandler::OpenBranch(rpc::OpenBranchResponse& out,
                                     const rpc::OpenBranchRequest& req) {
   OpenArgs a;
   if (!CheckKey(out, req.gtid, req.branch, &a.key)) return;
-  if (req.protocol != rpc::Protocol::TWO_PC && req.protocol != rpc::Protocol::THREE_PC) {
-    Fill(out, Reply{ReplyCode::kInvalidArgument, BranchState::kNone, "unknown protocol"});
-    return;
-  }
-  if (req.timeout_ms < 0 || req.idle_timeout_ms < 0 || req.lock_timeout_ms < 0) {
-    Fill(out, Reply{ReplyCode::kInvalidArgument, BranchState::kNone, "negative timeout"});
-    return;
-  }
-  a.protocol = req.protocol == rpc::Protocol::THREE_PC ? Protocol::k3PC : Protocol::k2PC;
-  a.timeout_ms = req.timeout_ms;
-  a.idle_timeout_ms = req.idle_timeout_ms;
-  a.lock_timeout_ms = req.lock_timeout_ms;
+  if (std::optional<Reply> bad = ToOpenArgs(req, &a)) return Fill(out, *bad);
   Fill(out, agent_.Open(a));
 }
 
@@ -75,6 +87,17 @@ void ParticipantHandler::Execute(rpc::ExecuteResponse& out, const rpc::ExecuteRe
   for (size_t i = 0; i < req.params.size(); ++i) {
     if (!FromThrift(req.params[i], &params[i])) {
       return invalid("parameter " + std::to_string(i + 1) + " does not match its type");
+    }
+  }
+  if (req.__isset.open) {
+    OpenArgs a;
+    a.key = key;
+    if (std::optional<Reply> bad = ToOpenArgs(req.open, &a)) return Fill(out, *bad);
+    // A branch that exists already (a retried first statement, or past ACTIVE) is left
+    // as it is: the statement's own answer follows.
+    Reply opened = agent_.Open(a);
+    if (opened.code != ReplyCode::kOk && opened.code != ReplyCode::kAlreadyExists) {
+      return Fill(out, opened);
     }
   }
   ExecuteReply r = agent_.Execute(key, req.sql, params, req.seq);

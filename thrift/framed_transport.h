@@ -15,15 +15,50 @@
 
 namespace verdict::rpc {
 
+// Reads from the socket as much as has arrived (up to kReadAhead bytes) in one recv, so a
+// frame's length and body (and on the server, the request peek before them) cost one
+// system call instead of three. Its byte count (see above) restarts with each frame too.
+class ReadAheadTransport : public apache::thrift::transport::TBufferedTransport {
+ public:
+  static constexpr uint32_t kReadAhead = 16 * 1024;
+  static constexpr uint32_t kWriteBuffer = 512;  // a frame goes out in one write anyway
+  ReadAheadTransport(std::shared_ptr<apache::thrift::transport::TTransport> socket,
+                     std::shared_ptr<apache::thrift::TConfiguration> config)
+      : TBufferedTransport(std::move(socket), kReadAhead, kWriteBuffer, std::move(config)) {}
+  void StartMessage() { resetConsumedMessageSize(); }
+
+  // A read larger than the buffer, with nothing buffered (a big frame's body), goes
+  // straight into the caller's memory.
+  uint32_t readSlow(uint8_t* buf, uint32_t len) override {
+    if (rBase_ == rBound_ && len >= kReadAhead) return transport_->read(buf, len);
+    return TBufferedTransport::readSlow(buf, len);
+  }
+};
+
 class FramedTransport : public apache::thrift::transport::TFramedTransport {
  public:
   using TFramedTransport::TFramedTransport;
 
+  // A framed transport over `socket` (a TSocket), reading ahead through a
+  // ReadAheadTransport. `config` null = Thrift's defaults.
+  static std::shared_ptr<FramedTransport> OverSocket(
+      std::shared_ptr<apache::thrift::transport::TTransport> socket,
+      std::shared_ptr<apache::thrift::TConfiguration> config = nullptr) {
+    auto read_ahead = std::make_shared<ReadAheadTransport>(std::move(socket), config);
+    auto framed = std::make_shared<FramedTransport>(read_ahead, std::move(config));
+    framed->read_ahead_ = read_ahead.get();
+    return framed;
+  }
+
  protected:
   bool readFrame() override {
     resetConsumedMessageSize();
+    if (read_ahead_ != nullptr) read_ahead_->StartMessage();
     return TFramedTransport::readFrame();
   }
+
+ private:
+  ReadAheadTransport* read_ahead_ = nullptr;  // the transport under this one, if any
 };
 
 // Server side: FramedTransport with a frame (and message) size limit; a larger frame
@@ -35,7 +70,7 @@ class BoundedFramedTransportFactory : public apache::thrift::transport::TTranspo
             static_cast<int>(max_frame_bytes), static_cast<int>(max_frame_bytes))) {}
   std::shared_ptr<apache::thrift::transport::TTransport> getTransport(
       std::shared_ptr<apache::thrift::transport::TTransport> trans) override {
-    return std::make_shared<FramedTransport>(trans, config_);
+    return FramedTransport::OverSocket(std::move(trans), config_);
   }
 
  private:

@@ -107,6 +107,14 @@ struct OpenBranchResponse {
   3: string message,
 }
 
+// OpenBranchRequest's options, for opening a branch inside its first Execute.
+struct OpenOptions {
+  1: Protocol protocol = Protocol.TWO_PC,
+  2: i64 timeout_ms = 0,
+  3: i64 idle_timeout_ms = 0,
+  4: i64 lock_timeout_ms = 0,
+}
+
 struct ExecuteRequest {
   1: string gtid,
   2: string branch,
@@ -116,6 +124,11 @@ struct ExecuteRequest {
   // the same result without running it again; seq > last+1 is INVALID_ARGUMENT. 0 = no
   // deduplication (always runs).
   5: i64 seq = 0,
+  // Set on a branch's first statement: the branch is opened first, as OpenBranch with
+  // these options would, so opening costs no round trip of its own. A branch that exists
+  // already is left as it is (the statement's own answer follows, e.g. WRONG_STATE after
+  // PREPARE); other refusals of the open (INVALID_ARGUMENT, UNAVAILABLE) are the answer.
+  6: optional OpenOptions open,
 }
 
 struct ExecuteResponse {

@@ -5,6 +5,8 @@
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
 
+#include <string_view>
+
 #include "thrift/framed_transport.h"
 
 namespace verdict::rpc {
@@ -33,15 +35,21 @@ ThriftChannel::~ThriftChannel() { Close(); }
 Status ThriftChannel::Open() {
   using namespace apache::thrift;
   std::string host;
-  int port;
-  VERDICT_RETURN_IF_ERROR(SplitHostPort(address_, &host, &port));
+  int port = 0;
+  const bool local = address_.rfind(kUnixPrefix, 0) == 0;
+  if (local && address_.size() == std::string_view(kUnixPrefix).size()) {
+    return Status::InvalidArgument("'" + address_ + "': empty socket path");
+  }
+  if (!local) VERDICT_RETURN_IF_ERROR(SplitHostPort(address_, &host, &port));
   try {
-    auto socket = std::make_shared<transport::TSocket>(host, port);
+    auto socket =
+        local ? std::make_shared<transport::TSocket>(address_.substr(std::string_view(kUnixPrefix).size()))
+              : std::make_shared<transport::TSocket>(host, port);
     socket->setConnTimeout(timeout_ms_);
     socket->setSendTimeout(timeout_ms_);
     socket->setRecvTimeout(timeout_ms_);
-    socket->setNoDelay(true);
-    transport_ = std::make_shared<rpc::FramedTransport>(socket);
+    if (!local) socket->setNoDelay(true);
+    transport_ = rpc::FramedTransport::OverSocket(socket);
     transport_->open();
     auto binary = std::make_shared<protocol::TBinaryProtocol>(transport_);
     protocol_ = std::make_shared<protocol::TMultiplexedProtocol>(binary, service_);

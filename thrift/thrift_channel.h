@@ -1,6 +1,7 @@
 // ThriftChannel: one client connection to a multiplexed Verdict service (framed
 // transport, binary protocol, TMultiplexedProtocol with the service's name), with
-// connect/send/receive timeouts. Not thread-safe: one user at a time.
+// connect/send/receive timeouts, to HOST:PORT or to unix:PATH (a Unix-domain socket).
+// Not thread-safe: one user at a time.
 #pragma once
 
 #include <memory>
@@ -16,6 +17,9 @@ class TTransport;
 }
 
 namespace verdict::rpc {
+
+// An address of this form names a Unix-domain socket: "unix:/run/verdict/agent.sock".
+inline constexpr char kUnixPrefix[] = "unix:";
 
 // Splits "HOST:PORT" ("[v6]:PORT" too). InvalidArgument if malformed.
 Status SplitHostPort(const std::string& address, std::string* host, int* port);

@@ -7,6 +7,9 @@
 #include <thrift/server/TThreadedServer.h>
 #include <thrift/transport/TServerSocket.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <future>
 
 #include "thrift/framed_transport.h"
@@ -24,10 +27,30 @@ ThriftServer::ThriftServer(
     std::string host, int port, uint32_t max_frame_bytes,
     const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
     : host_(std::move(host)), port_(port) {
+  Build(std::make_shared<apache::thrift::transport::TServerSocket>(host_, port_), max_frame_bytes,
+        services);
+}
+
+ThriftServer::ThriftServer(
+    std::string unix_path, uint32_t max_frame_bytes,
+    const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
+    : port_(0), unix_path_(std::move(unix_path)) {
+  Build(std::make_shared<apache::thrift::transport::TServerSocket>(unix_path_), max_frame_bytes,
+        services);
+}
+
+std::unique_ptr<ThriftServer> ThriftServer::OnUnixSocket(
+    const std::string& path, uint32_t max_frame_bytes,
+    const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services) {
+  return std::unique_ptr<ThriftServer>(new ThriftServer(path, max_frame_bytes, services));
+}
+
+void ThriftServer::Build(
+    std::shared_ptr<apache::thrift::transport::TServerSocket> socket, uint32_t max_frame_bytes,
+    const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services) {
   apache::thrift::GlobalOutput.setOutputFunction(ThriftLog);
   auto mux = std::make_shared<apache::thrift::TMultiplexedProcessor>();
   for (const auto& [name, processor] : services) mux->registerProcessor(name, processor);
-  auto socket = std::make_shared<apache::thrift::transport::TServerSocket>(host_, port_);
   auto protocol = std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
       /*string_limit=*/static_cast<int32_t>(max_frame_bytes), /*container_limit=*/1 << 20,
       /*strict_read=*/true, /*strict_write=*/true);
@@ -35,9 +58,19 @@ ThriftServer::ThriftServer(
       mux, socket, std::make_shared<BoundedFramedTransportFactory>(max_frame_bytes), protocol);
 }
 
+std::string ThriftServer::Where() const {
+  return unix_path_.empty() ? host_ + ":" + std::to_string(port_) : "unix:" + unix_path_;
+}
+
 ThriftServer::~ThriftServer() { Stop(); }
 
 Status ThriftServer::Start() {
+  if (!unix_path_.empty()) {
+    // A socket file left by an earlier run (killed before it could remove it) would make
+    // bind() fail; anything that is not a socket is left alone, and bind() reports it.
+    struct stat st;
+    if (::lstat(unix_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(unix_path_.c_str());
+  }
   auto listening = std::make_shared<std::promise<std::string>>();
   auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TServerSocket>(
       server_->getServerTransport());
@@ -62,8 +95,7 @@ Status ThriftServer::Start() {
   std::string error = result.get();
   if (!error.empty()) {
     thread_.join();
-    return Status::IOError("cannot listen on " + host_ + ":" + std::to_string(port_) + ": " +
-                           error);
+    return Status::IOError("cannot listen on " + Where() + ": " + error);
   }
   return Status::OK();
 }
@@ -72,6 +104,7 @@ void ThriftServer::Stop() {
   if (!thread_.joinable()) return;
   server_->stop();
   thread_.join();
+  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
 }
 
 }  // namespace verdict::rpc

@@ -17,12 +17,21 @@ class TProcessor;
 namespace server {
 class TThreadedServer;
 }
+namespace transport {
+class TServerSocket;
+}
 }  // namespace apache::thrift
 
 namespace verdict::rpc {
 
 class ThriftServer {
  public:
+  // A server on a Unix-domain socket at `path` (for clients on the same host), with the
+  // same framing, protocol and threading. A stale socket file at `path` is replaced.
+  static std::unique_ptr<ThriftServer> OnUnixSocket(
+      const std::string& path, uint32_t max_frame_bytes,
+      const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services);
+
   // `services` maps each multiplexed service name to its processor.
   ThriftServer(std::string host, int port, uint32_t max_frame_bytes,
                const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services);
@@ -37,8 +46,16 @@ class ThriftServer {
   void Stop();
 
  private:
+  ThriftServer(std::string unix_path, uint32_t max_frame_bytes,
+               const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services);
+  void Build(std::shared_ptr<apache::thrift::transport::TServerSocket> socket,
+             uint32_t max_frame_bytes,
+             const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services);
+  std::string Where() const;
+
   const std::string host_;
   const int port_;
+  const std::string unix_path_;  // non-empty for a Unix-domain socket
   std::shared_ptr<apache::thrift::server::TThreadedServer> server_;
   std::thread thread_;
 };

@@ -53,7 +53,7 @@ Status CoordinatorClient::Connect(const std::string& address, int timeout_ms,
     socket->setRecvTimeout(timeout_ms);
     socket->setSendTimeout(timeout_ms);
     socket->setNoDelay(true);
-    impl->transport = std::make_shared<FramedTransport>(socket);
+    impl->transport = FramedTransport::OverSocket(socket);
     impl->transport->open();
     auto protocol = std::make_shared<TBinaryProtocol>(impl->transport);
     auto mux = std::make_shared<TMultiplexedProtocol>(protocol, kCoordinatorServiceName);

@@ -96,7 +96,7 @@ bool PeerSender::Connect() {
     socket->setConnTimeout(options_.connect_timeout_ms);
     socket->setSendTimeout(options_.send_timeout_ms);
     socket->setNoDelay(true);
-    auto framed = std::make_shared<FramedTransport>(socket, config);
+    auto framed = FramedTransport::OverSocket(socket, config);
     framed->open();
     auto protocol = std::make_shared<TBinaryProtocol>(framed);
     auto mux = std::make_shared<TMultiplexedProtocol>(protocol, kRaftServiceName);

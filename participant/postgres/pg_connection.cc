@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 namespace verdict::participant::postgres {
 namespace {
@@ -97,6 +98,68 @@ Status PgConnection::ExecParams(const std::string& sql, const PgParams& params, 
       PQexecParams(conn_, sql.c_str(), params.size(), params.types.data(), params.values.data(),
                    params.lengths.data(), params.formats.data(), /*resultFormat=*/0),
       result, sqlstate);
+}
+
+Status PgConnection::Broken(const std::string& what) {
+  broken_ = true;
+  return Status::Unavailable("postgres: connection lost (" + what +
+                             "): " + TrimRight(PQerrorMessage(conn_)));
+}
+
+Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& sql,
+                                        const PgParams& params, PgResultPtr* result,
+                                        std::string* sqlstate) {
+  if (PQenterPipelineMode(conn_) != 1) return Broken("entering pipeline mode");
+  const bool set_timeout = lock_timeout_ms != session_lock_timeout_ms_;
+  const std::string set = "SET lock_timeout = " + std::to_string(lock_timeout_ms);
+  int syncs = 0;
+  bool sent = true;
+  if (set_timeout) {
+    sent = PQsendQueryParams(conn_, set.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+           PQpipelineSync(conn_) == 1;
+    ++syncs;
+  }
+  sent = sent &&
+         PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+         PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
+                           params.values.data(), params.lengths.data(), params.formats.data(),
+                           /*resultFormat=*/0) == 1 &&
+         PQpipelineSync(conn_) == 1;
+  ++syncs;
+  if (!sent) return Broken("sending a pipeline");
+  // One result per statement, then NULL; a PIPELINE_SYNC result after each Sync (with no
+  // NULL after it). Two NULLs in a row would mean a result libpq will never deliver.
+  std::vector<PgResultPtr> results;
+  int nulls = 0;
+  while (syncs > 0) {
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) {
+      if (++nulls > 1 || PQstatus(conn_) != CONNECTION_OK) return Broken("reading a pipeline");
+      continue;
+    }
+    nulls = 0;
+    PgResultPtr r(raw);
+    if (PQresultStatus(raw) == PGRES_PIPELINE_SYNC) {
+      --syncs;
+      continue;
+    }
+    if (PQresultStatus(raw) == PGRES_FATAL_ERROR && PQstatus(conn_) != CONNECTION_OK) {
+      return Finish(r.release(), result, sqlstate);  // maps to Unavailable, marks broken
+    }
+    results.push_back(std::move(r));
+  }
+  if (PQexitPipelineMode(conn_) != 1) return Broken("leaving pipeline mode");
+  const size_t expected = set_timeout ? 3 : 2;
+  if (results.size() != expected) return Broken("unexpected pipeline results");
+  size_t i = 0;
+  if (set_timeout) {
+    Status s = Finish(results[i++].release(), nullptr, sqlstate);
+    if (!s.ok()) return s;
+    session_lock_timeout_ms_ = lock_timeout_ms;
+  }
+  Status s = Finish(results[i++].release(), nullptr, sqlstate);  // BEGIN
+  if (!s.ok()) return s;
+  return Finish(results[i].release(), result, sqlstate);
 }
 
 Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) {

@@ -57,6 +57,16 @@ class PgConnection {
   Status ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                     std::string* sqlstate = nullptr);
 
+  // Starts a transaction and runs one statement in it, in a single round trip (libpq
+  // pipeline mode): `BEGIN` and the statement go out together. If the connection's session
+  // lock_timeout is not `lock_timeout_ms` yet, `SET lock_timeout` goes first, committed on
+  // its own (a Sync before the BEGIN), so a rolled-back branch cannot undo it and the
+  // remembered value stays true. The result and errors are the statement's (or BEGIN's, if
+  // that failed), as from ExecParams; afterwards the connection is inside the transaction
+  // (in the failed state after a statement error) unless it broke.
+  Status BeginAndExecParams(int lock_timeout_ms, const std::string& sql, const PgParams& params,
+                            PgResultPtr* result, std::string* sqlstate = nullptr);
+
   // False once a statement failed because the connection broke (or libpq says so); such a
   // connection is never reused.
   bool healthy() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
@@ -70,8 +80,12 @@ class PgConnection {
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   Status Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate);
 
+  // Marks the connection broken; Unavailable with libpq's message.
+  Status Broken(const std::string& what);
+
   PGconn* conn_;
   bool broken_ = false;  // a statement failed with a connection-level (Unavailable) error
+  int session_lock_timeout_ms_ = -1;  // set by BeginAndExecParams; -1 = server default
 };
 
 // Maps a failed result to a Status whose message carries the SQLSTATE, the server's

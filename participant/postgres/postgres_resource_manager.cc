@@ -230,24 +230,10 @@ Status PostgresResourceManager::Begin(const BranchKey& key, const BranchOptions&
     }
     open_.emplace(key, branch);
   }
-  const std::string begin =
-      "BEGIN; SET LOCAL lock_timeout = " + std::to_string(options.lock_timeout_ms);
-  Status s;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<PgConnection> conn;
-    s = branch_pool_.Acquire(&conn);
-    if (!s.ok()) break;
-    s = conn->Exec(begin);
-    if (s.ok()) {
-      branch->conn = std::move(conn);
-      return Status::OK();
-    }
-    const bool stale = conn->reused && !conn->healthy();
-    if (!conn->healthy()) branch_pool_.DropIdle();  // the server restarted or dropped us
-    branch_pool_.Release(std::move(conn));
-    if (!stale) break;  // a fresh connection failed: report it
-  }
-  CloseBranch(key, branch.get(), /*rollback=*/false);
+  // No round trip here: BEGIN goes out with the branch's first statement (Execute).
+  branch->lock_timeout_ms = options.lock_timeout_ms;
+  Status s = branch_pool_.Acquire(&branch->conn);
+  if (!s.ok()) CloseBranch(key, branch.get(), /*rollback=*/false);
   return s;
 }
 
@@ -277,11 +263,27 @@ Status PostgresResourceManager::Execute(const BranchKey& key, const std::string&
   PgParams pg_params;
   BuildParams(params, &pg_params);
   PgResultPtr res;
+  Status s;
+  if (branch->begun) {
+    s = branch->conn->ExecParams(rewritten, pg_params, &res);
+  } else {
+    branch->begun = true;
+    s = branch->conn->BeginAndExecParams(branch->lock_timeout_ms, rewritten, pg_params, &res);
+    if (!s.ok() && branch->conn->reused && !branch->conn->healthy()) {
+      // A pooled connection gone stale while idle (the server restarted or dropped it).
+      // Nothing of this branch can have survived on it: start over on a fresh one, once.
+      branch_pool_.DropIdle();
+      branch_pool_.Release(std::move(branch->conn));
+      s = branch_pool_.Acquire(&branch->conn);
+      if (s.ok()) {
+        s = branch->conn->BeginAndExecParams(branch->lock_timeout_ms, rewritten, pg_params, &res);
+      }
+    }
+  }
   PgConnection* conn = branch->conn.get();
-  Status s = conn->ExecParams(rewritten, pg_params, &res);
   if (!s.ok()) {
     branch->failed = true;
-    if (!conn->healthy()) branch_pool_.NoteBroken();
+    if (conn != nullptr && !conn->healthy()) branch_pool_.NoteBroken();
     return s;
   }
   if (conn->transaction_status() != PQTRANS_INTRANS) {
@@ -320,6 +322,10 @@ Status PostgresResourceManager::IsReadOnly(const BranchKey& key, bool* read_only
     return Status::OK();
   }
   if (branch->failed) return Status::FailedPrecondition("branch " + branch->gid + " failed");
+  if (!branch->begun) {
+    *read_only = true;  // no statement ever ran
+    return Status::OK();
+  }
   bool has_xid = false;
   VERDICT_RETURN_IF_ERROR(AssignedXid(branch->conn.get(), &has_xid, nullptr));
   *read_only = !has_xid;
@@ -334,6 +340,10 @@ Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
   if (branch->failed) {
     CloseBranch(key, branch.get(), /*rollback=*/true);
     return Status::Aborted("branch " + branch->gid + " had an SQL error; rolled back");
+  }
+  if (!branch->begun) {  // no statement ever ran: nothing to commit
+    CloseBranch(key, branch.get(), /*rollback=*/false);
+    return Status::OK();
   }
   PgConnection* conn = branch->conn.get();
   bool has_xid = false;

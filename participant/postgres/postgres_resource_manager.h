@@ -83,12 +83,15 @@ class PostgresResourceManager final : public ResourceManager {
   std::string database() const;
 
  private:
-  // One open (unprepared) branch. Invariant: conn is inside a transaction until the branch
-  // is closed; after `failed` the only way out is a rollback (the branch votes NO).
+  // One open (unprepared) branch. Its transaction starts with its first statement (BEGIN
+  // rides in the same round trip); from then until the branch is closed, conn is inside
+  // it. After `failed` the only way out is a rollback (the branch votes NO).
   struct OpenBranch {
     std::mutex mu;                       // serializes calls on this branch
     std::string gid;                     // GUARDED_BY(mu)
     std::unique_ptr<PgConnection> conn;  // GUARDED_BY(mu)
+    int lock_timeout_ms = 0;             // GUARDED_BY(mu): from BranchOptions
+    bool begun = false;   // GUARDED_BY(mu): a statement was sent (the transaction started)
     bool wrote = false;   // GUARDED_BY(mu): a statement certainly wrote (command tag)
     bool failed = false;  // GUARDED_BY(mu): a statement failed; the transaction is aborted
     bool closed = false;  // GUARDED_BY(mu): ended (prepared, committed or rolled back)

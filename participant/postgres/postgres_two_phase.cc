@@ -77,6 +77,12 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
   }
   PgConnection* conn = branch->conn.get();
 
+  if (!branch->begun) {  // no statement ever ran: nothing to prepare
+    CloseBranch(key, branch.get(), /*rollback=*/false);
+    result->vote = PrepareVote::kReadOnly;
+    result->recovery_payload.clear();
+    return Status::OK();
+  }
   if (!branch->wrote) {
     // Only reads so far (by command tag): ask the server whether an xid was ever assigned.
     bool has_xid = true;

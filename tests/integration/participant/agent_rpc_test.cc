@@ -3,7 +3,9 @@
 // while the coordinator group is unreachable.
 #include <gtest/gtest.h>
 
+#include "participant/rpc_names.h"
 #include "tests/support/agent_process.h"
+#include "thrift/thrift_channel.h"
 #include "tests/unit/participant/test_dirs.h"
 
 namespace verdict::participant {
@@ -94,6 +96,79 @@ TEST_F(ParticipantRpcTest, TwoPhase_HappyPathTyped) {
   EXPECT_EQ(a.Commit("g1", "b").code, Code::OK);
   EXPECT_EQ(a.State("g1", "b"), St::COMMITTED);
   EXPECT_EQ(a.V(1), 42);
+}
+
+// ExecuteRequest.open: the first statement opens the branch (one round trip); a retry
+// of it is deduplicated by seq; bad options and a branch past ACTIVE are refused.
+TEST_F(ParticipantRpcTest, ExecuteOpensTheBranch) {
+  AgentProcess& a = *agent_;
+  auto execute = [&](const std::string& gtid, int64_t seq, rpc::Protocol::type protocol) {
+    rpc::ExecuteRequest req;
+    req.gtid = gtid;
+    req.branch = "b";
+    req.sql = "UPDATE t SET v = v + 1 WHERE id = 2";
+    req.seq = seq;
+    req.open.protocol = protocol;
+    req.__isset.open = true;
+    rpc::ExecuteResponse out;
+    a.Client().Execute(out, req);
+    return out;
+  };
+  rpc::ExecuteResponse e = execute("g1", 1, rpc::Protocol::THREE_PC);
+  EXPECT_EQ(e.code, Code::OK) << e.message;
+  EXPECT_EQ(e.rows_affected, 1);
+  EXPECT_EQ(e.state, St::ACTIVE);
+  EXPECT_EQ(execute("g1", 1, rpc::Protocol::THREE_PC).code, Code::OK);  // a retry: not run again
+  rpc::PrepareResponse p = a.Prepare("g1", "b");
+  EXPECT_EQ(p.vote, rpc::Vote::YES) << p.message;
+  rpc::BranchStatusResponse st = a.Status("g1", "b");
+  EXPECT_EQ(st.info.protocol, rpc::Protocol::THREE_PC);
+  e = execute("g1", 2, rpc::Protocol::THREE_PC);
+  EXPECT_EQ(e.code, Code::WRONG_STATE) << e.message;
+  EXPECT_EQ(e.state, St::PREPARED);
+  e = execute("g2", 1, static_cast<rpc::Protocol::type>(7));
+  EXPECT_EQ(e.code, Code::INVALID_ARGUMENT) << e.message;
+  EXPECT_EQ(a.State("g2", "b"), St::NONE);
+  EXPECT_EQ(a.Abort("g1", "b").code, Code::OK);
+  EXPECT_EQ(a.V(2), 0);
+}
+
+// --local-socket: the same service on a Unix-domain socket, reached as unix:PATH; a socket
+// file left by a killed agent does not stop the next start.
+TEST(ParticipantLocalSocketTest, ServesOnUnixSocketAndReplacesAStaleOne) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/agent.sock";
+  AgentProcess a("p1", dir.path(), "127.0.0.1:" + std::to_string(FreePort()));
+  a.extra_flags["--local-socket"] = path;
+  a.Start();
+  a.CreateTable(2);
+  for (int round = 0; round < 2; ++round) {
+    rpc::ThriftChannel ch("unix:" + path, kParticipantServiceName, 5000);
+    ASSERT_TRUE(ch.Open().ok());
+    rpc::ParticipantServiceClient c(ch.protocol());
+    const std::string gtid = "u" + std::to_string(round);
+    rpc::ExecuteRequest e;
+    e.gtid = gtid;
+    e.branch = "b";
+    e.sql = "UPDATE t SET v = v + 1 WHERE id = 1";
+    e.seq = 1;
+    e.__isset.open = true;
+    rpc::ExecuteResponse er;
+    c.Execute(er, e);
+    ASSERT_EQ(er.code, Code::OK) << er.message;
+    rpc::CommitRequest commit;
+    commit.gtid = gtid;
+    commit.branch = "b";
+    commit.one_phase = true;
+    rpc::BranchResponse cr;
+    c.Commit(cr, commit);
+    EXPECT_EQ(cr.code, Code::OK) << cr.message;
+    a.Kill9();  // leaves the socket file behind
+    a.Start();
+  }
+  EXPECT_EQ(a.V(1), 2);
+  rpc::ThriftChannel bad("unix:", kParticipantServiceName, 1000);
+  EXPECT_EQ(bad.Open().code(), Status::Code::kInvalidArgument);
 }
 
 TEST_F(ParticipantRpcTest, BadInput_ClearErrors) {

@@ -233,6 +233,49 @@ TEST_F(PgRmTest, Prepare_ReadOnlyBranchVotesReadOnly) {
   EXPECT_EQ(rm->Prepare(key, {"shard_a"}, &pr).code(), Code::kNotFound);
 }
 
+// BEGIN rides with the first statement, so a branch that ran none never started a
+// transaction: it is read-only and its vote needs no round trip.
+TEST_F(PgRmTest, Prepare_BranchWithoutStatementsVotesReadOnly) {
+  auto rm = NewRm();
+  const BranchKey a = Key("empty-a"), b = Key("empty-b");
+  ASSERT_TRUE(rm->Begin(a, BranchOptions()).ok());
+  bool ro = false;
+  ASSERT_TRUE(rm->IsReadOnly(a, &ro).ok());
+  EXPECT_TRUE(ro);
+  PrepareResult pr;
+  ASSERT_TRUE(rm->Prepare(a, {"shard_a"}, &pr).ok());
+  EXPECT_EQ(pr.vote, PrepareVote::kReadOnly);
+  ASSERT_TRUE(rm->Begin(b, BranchOptions()).ok());
+  EXPECT_TRUE(rm->CommitOnePhase(b).ok());
+  EXPECT_TRUE(PreparedGids().empty());
+  EXPECT_EQ(Value("SELECT count(*) FROM verdict.commit_markers WHERE gid LIKE '%empty-%'"), "0");
+}
+
+// Each branch gets its own lock_timeout, also on a pooled connection that an earlier
+// branch with another value used (the session setting is changed only when it differs).
+TEST_F(PgRmTest, LockTimeout_IsTheBranchsOwnOnAReusedConnection) {
+  PostgresOptions o = Options();
+  o.max_branch_connections = 1;  // every branch reuses the same connection
+  PostgresResourceManager rm(o);
+  ASSERT_TRUE(rm.Start().ok());
+  const int timeouts[] = {200, 200, 1500, 200};
+  for (int i = 0; i < 4; ++i) {
+    const BranchKey key = Key("lt" + std::to_string(i));
+    BranchOptions bo;
+    bo.lock_timeout_ms = timeouts[i];
+    ASSERT_TRUE(rm.Begin(key, bo).ok());
+    QueryResult r;
+    ASSERT_TRUE(rm.Execute(key, "SELECT current_setting('lock_timeout')", {}, &r).ok());
+    EXPECT_EQ(r.rows.at(0).at(0), SqlValue::Text(timeouts[i] == 200 ? "200ms" : "1500ms")) << i;
+    // Rolled back, committed: neither undoes the setting behind the RM's back.
+    if (i % 2 == 0) {
+      ASSERT_TRUE(rm.Rollback(key).ok());
+    } else {
+      ASSERT_TRUE(rm.CommitOnePhase(key).ok());
+    }
+  }
+}
+
 TEST_F(PgRmTest, Prepare_WriteHiddenInASelectIsNotReadOnly) {
   Sql("CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS "
       "'UPDATE accounts SET balance = balance + 1 WHERE id = 1 RETURNING 1'");

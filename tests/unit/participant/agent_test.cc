@@ -525,6 +525,28 @@ TEST_F(AgentTest, ForgottenCommitted_RecalledFromTheCommitMarker) {
   EXPECT_EQ(b_->agent().AbortIfUnvoted({"g2", "b"}).state, S::kAborted);
 }
 
+// Each finished branch is forgotten decided_retention_ms after it finished, not before
+// and not all at once (the timer keeps them in the order they finished).
+TEST_F(AgentTest, Forgetting_WaitsForTheRetentionOfEachBranch) {
+  const int64_t half = AgentOptions().decided_retention_ms / 2;
+  PrepareBoth("g1", Protocol::k2PC);
+  ASSERT_EQ(b_->agent().Abort({"g1", "b"}).code, ReplyCode::kOk);
+  b_->agent().Tick();
+  clock_.Advance(half);
+  PrepareBoth("g2", Protocol::k2PC, 2);
+  ASSERT_EQ(b_->agent().Abort({"g2", "b"}).code, ReplyCode::kOk);
+  b_->agent().Tick();
+  EXPECT_EQ(StateB("g1"), S::kAborted);
+  EXPECT_EQ(StateB("g2"), S::kAborted);
+  clock_.Advance(half + 1);
+  b_->agent().Tick();
+  EXPECT_EQ(StateB("g1"), S::kNone);  // forgotten: no record (and no commit marker)
+  EXPECT_EQ(StateB("g2"), S::kAborted);
+  clock_.Advance(half);
+  b_->agent().Tick();
+  EXPECT_EQ(StateB("g2"), S::kNone);
+}
+
 // The bug itself: pb committed and forgot the branch; pa, in doubt with the coordinator
 // group unreachable, terminates cooperatively. Before the fix pb answered "no record",
 // was tombstoned by AbortIfUnvoted and pa aborted; now pa commits.
