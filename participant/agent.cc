@@ -446,6 +446,7 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
   }
   b->state = BranchState::kPrepared;
   b->state_since_ms = now;
+  b->voted_yes_ms = now;
   b->next_inquiry_ms = now + options_.inquiry_after_ms;
   b->backoff_ms = 0;
   Failpoint("after_prepare_durable_before_reply");

@@ -226,18 +226,31 @@ void Agent::Terminate(const BranchPtr& b) {
     BranchKey key;
     BranchState self;
     Protocol protocol;
+    int64_t voted_yes_ms;
     std::vector<PeerRef> peers;
     {
       std::lock_guard<std::mutex> l(b->mu);
       key = b->key;
       self = b->state;
       protocol = b->protocol;
+      voted_yes_ms = b->voted_yes_ms;
       for (const PeerRef& p : b->participants) {
         if (p.name == options_.name && p.branch == key.branch) continue;
         peers.push_back(p);
       }
     }
     if (peers.empty()) return;
+    // A peer's "no record" means "never voted" (it may be aborted, then everyone may
+    // abort) only while that peer cannot have forgotten a vote: a READ_ONLY or ABORTED
+    // branch is forgotten after --decided-retention-ms, and then answers "no record" too
+    // (a COMMITTED one is recalled from its commit marker). Every vote of a transaction is
+    // given within a short time of ours (one PREPARE round), so "no record" is trusted for
+    // half the retention after our own YES (peers are assumed to retain at least as long
+    // as we do), and never when the time of our vote is unknown (after a restart). An
+    // untrusted "no record" is an unknown state: 2PC then waits for the coordinator.
+    const int64_t now = clock_->NowMs();
+    const bool trust_no_record =
+        voted_yes_ms > 0 && now - voted_yes_ms < options_.decided_retention_ms / 2;
     std::vector<std::optional<BranchState>> states;
     for (const PeerRef& p : peers) {
       BranchState st;
@@ -245,6 +258,12 @@ void Agent::Terminate(const BranchPtr& b) {
       if (!s.ok()) {
         spdlog::debug("branch {}: peer {} ({}) gives no state: {}", Name(key), p.name, p.address,
                       s.ToString());
+      } else if (st == BranchState::kNone && !trust_no_record) {
+        spdlog::info(
+            "branch {}: peer {} has no record of it, which may be a forgotten READ_ONLY or "
+            "ABORTED vote this long after ours: taken as unknown",
+            Name(key), p.name);
+        s = Status::Unavailable("untrusted no record");
       }
       states.push_back(s.ok() ? std::optional<BranchState>(st) : std::nullopt);
     }

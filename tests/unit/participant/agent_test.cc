@@ -290,6 +290,32 @@ TEST_P(ReadOnlyTerminationTest, ReadOnlyPeerIsNoEvidenceOfCommit) {
   EXPECT_EQ(b_->V(1), 0);
 }
 
+// A's READ_ONLY vote is forgotten after --decided-retention-ms and A then answers "no
+// record", as a branch that never voted would. B and C voted YES and the coordinator may
+// have decided COMMIT: B must not tombstone A as unvoted and abort; it waits.
+TEST_P(ReadOnlyTerminationTest, ForgottenReadOnlyPeerIsNotTakenForUnvoted) {
+  Vote3("g1", /*c_votes_no=*/false);
+  clock_.Advance(AgentOptions().decided_retention_ms + 1);
+  a_->agent().Tick();  // A forgets its READ_ONLY vote
+  EXPECT_EQ(StateA("g1"), S::kNone);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(10000);
+    b_->agent().Tick();
+    c_->agent().Tick();
+  }
+  EXPECT_TRUE(BranchStateMachine::InDoubt(StateB("g1")));
+  EXPECT_TRUE(BranchStateMachine::InDoubt(StateC("g1")));
+  EXPECT_EQ(StateA("g1"), S::kNone);  // no tombstone was forced on it
+  // The coordinator group returns with COMMIT: everyone follows it.
+  coord_.SetReachable(true);
+  coord_.Set("g1", InquiryResult::kCommitted);
+  clock_.Advance(60000);
+  b_->agent().Tick();
+  c_->agent().Tick();
+  EXPECT_EQ(StateB("g1"), S::kCommitted);
+  EXPECT_EQ(StateC("g1"), S::kCommitted);
+}
+
 TEST_P(ReadOnlyTerminationTest, ReadOnlyPeerIsNoEvidenceEvenAfterItsAgentRestarts) {
   Vote3("g1", /*c_votes_no=*/true);
   a_->Restart();  // A's READ_ONLY is durable: not "no record" (which would be aborted)
