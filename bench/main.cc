@@ -314,9 +314,10 @@ int Main(int argc, char** argv) {
       // End-to-end 2-branch transactions over SQLite agents (the txn section), best level.
       .Number("sqlite_2pc_tps", best(txn.tps["2pc"]))
       .Number("sqlite_3pc_tps", best(txn.tps["3pc"]))
-      // Not measured yet: end-to-end over PostgreSQL agents, and its raw anchor.
+      // PostgreSQL's own two-phase ceiling (pg-2pc-ceiling.sh, the agent section's anchor,
+      // best level); end to end over PostgreSQL agents is not measured yet.
       .Null("pg_2pc_tps")
-      .Null("raw_2pc_tps")
+      .Number("raw_2pc_tps", best(agent.pgbench_tps))
       .Number("etcd_writes_per_s", anchor.writes_per_s)
       .Number("etcd_slowest_s", anchor.slowest_s);
   if (options.anchor) {
