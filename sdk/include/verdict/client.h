@@ -19,7 +19,8 @@
 // the client learns their addresses from the group (ListParticipants).
 //
 // Thread-safety: a Client and its Transactions are used by one thread at a time (give
-// each thread its own Client). Every call blocks; `rpc_timeout_ms` bounds each RPC.
+// each thread its own Client). A Transaction must not outlive its Client. Every call
+// blocks; `rpc_timeout_ms` bounds each RPC.
 // Nothing here is thrown: every call returns a Status.
 #pragma once
 
