@@ -17,9 +17,10 @@ namespace {
 
 // Benchmarks that DESIGN §7 names, plus the participant agent's (issue 3). "agent" is
 // agent_sqlite + agent_pg; "all" is everything built.
-const std::vector<std::string> kKnown = {"all",      "log", "agent",  "agent_sqlite",
-                                         "agent_pg", "txn", "pg_2pc", "raw_2pc"};
-const std::vector<std::string> kBuilt = {"all", "log", "agent", "agent_sqlite", "agent_pg", "txn"};
+const std::vector<std::string> kKnown = {"all", "log",    "agent",  "agent_sqlite", "agent_pg",
+                                         "txn", "txn_pg", "pg_2pc", "raw_2pc"};
+const std::vector<std::string> kBuilt = {"all",      "log", "agent", "agent_sqlite",
+                                         "agent_pg", "txn", "txn_pg"};
 
 std::vector<std::string> SplitCommas(const std::string& text) {
   std::vector<std::string> out;
@@ -80,7 +81,8 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
     ("quick", po::bool_switch(&options->quick),
      "short runs (3 s per level, etcd load m): a few minutes in all")
     ("only", po::value(&only), "comma-separated benchmarks to run: log, agent (= agent_sqlite,"
-     "agent_pg), agent_sqlite, agent_pg, txn (end-to-end 2PC and 3PC), all (default: all)")
+     "agent_pg), agent_sqlite, agent_pg, txn (end-to-end 2PC and 3PC over SQLite agents), txn_pg "
+     "(the same over PostgreSQL agents), all (default: all)")
     ("bin-dir", po::value(&options->bin_dir),
      "directory holding verdict-coordinator and verdict-participant (default: this binary's "
      "directory)")

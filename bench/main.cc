@@ -265,8 +265,12 @@ int Main(int argc, char** argv) {
     machine.String("loadavg_after_agent", LoadAverageLine());
   }
 
-  TxnFigures txn;
-  if (options.Selected("txn") && !Interrupted()) {
+  // End-to-end transfers through the SDK: over SQLite agents (txn), and over PostgreSQL
+  // agents (txn_pg).
+  TxnFigures txn, txn_pg;
+  for (const bool postgres : {false, true}) {
+    const char* name = postgres ? "txn_pg" : "txn";
+    if (!options.Selected(name) || Interrupted()) continue;
     TxnSectionOptions txn_options;
     txn_options.coordinator_binary = options.bin_dir + "/verdict-coordinator";
     txn_options.participant_binary = options.bin_dir + "/verdict-participant";
@@ -274,11 +278,13 @@ int Main(int argc, char** argv) {
     txn_options.duration_s = options.duration_s;
     txn_options.warmup_s = options.warmup_s;
     txn_options.keep_data = options.keep_data;
-    RunTxnSection(txn_options, &txn);
-    for (const auto& e : txn.errors) {
+    txn_options.postgres = postgres;
+    TxnFigures& figures = postgres ? txn_pg : txn;
+    RunTxnSection(txn_options, &figures);
+    for (const auto& e : figures.errors) {
       if (error.empty()) error = e;
     }
-    machine.String("loadavg_after_txn", LoadAverageLine());
+    machine.String(std::string("loadavg_after_") + name, LoadAverageLine());
   }
   // The best committed transactions/s over the levels of one protocol.
   auto best = [](const std::map<int, double>& levels) {
@@ -314,9 +320,10 @@ int Main(int argc, char** argv) {
       // End-to-end 2-branch transactions over SQLite agents (the txn section), best level.
       .Number("sqlite_2pc_tps", best(txn.tps["2pc"]))
       .Number("sqlite_3pc_tps", best(txn.tps["3pc"]))
-      // PostgreSQL's own two-phase ceiling (pg-2pc-ceiling.sh, the agent section's anchor,
-      // best level); end to end over PostgreSQL agents is not measured yet.
-      .Null("pg_2pc_tps")
+      // The same over PostgreSQL agents (txn_pg), and PostgreSQL's own two-phase ceiling
+      // (pg-2pc-ceiling.sh, the agent section's anchor), best level of each.
+      .Number("pg_2pc_tps", best(txn_pg.tps["2pc"]))
+      .Number("pg_3pc_tps", best(txn_pg.tps["3pc"]))
       .Number("raw_2pc_tps", best(agent.pgbench_tps))
       .Number("etcd_writes_per_s", anchor.writes_per_s)
       .Number("etcd_slowest_s", anchor.slowest_s);
@@ -388,6 +395,7 @@ int Main(int argc, char** argv) {
                1.0 - level_value(txn.tps["3pc"], k) / level_value(txn.tps["2pc"], k));
   }
   if (options.Selected("txn")) out.Object("txn", txn.levels);
+  if (options.Selected("txn_pg")) out.Object("txn_pg", txn_pg.levels);
   if (agent_selected) {
     out.Object("agent_sqlite", agent.sqlite_levels)
         .Object("agent_pg", agent.pg_levels)

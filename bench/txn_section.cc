@@ -7,17 +7,16 @@
 #include <random>
 #include <thread>
 
-#include "CoordinatorService.h"
 #include "ParticipantRegistryService.h"
-#include "ParticipantService.h"
 #include "bench/agent_process.h"
 #include "bench/bench_fixtures.h"
 #include "bench/child_process.h"
 #include "bench/coordinator_cluster.h"
 #include "bench/latency_samples.h"
 #include "coordinator/server/rpc_names.h"
-#include "participant/rpc_names.h"
 #include "thrift/thrift_channel.h"
+#include "tests/support/pg_server.h"
+#include "verdict/client.h"
 
 namespace verdict::bench {
 
@@ -49,40 +48,40 @@ struct ClientTally {
   std::string last_error;
 };
 
-// One client: its own connections to the leader and to both agents.
+// One client: its own libverdict Client (a connection to the leader and one per agent),
+// making transfers exactly as a service would.
 class TxnClient {
  public:
-  TxnClient(std::string leader, const std::vector<Shard>& shards, rpc::Protocol::type protocol,
-            uint64_t seed)
-      : leader_(std::move(leader)), shards_(shards), protocol_(protocol), rng_(seed) {}
+  TxnClient(std::vector<std::string> coordinators, const std::vector<Shard>& shards,
+            rpc::Protocol::type protocol, uint64_t seed)
+      : coordinators_(std::move(coordinators)), shards_(shards), protocol_(protocol), rng_(seed) {}
 
   // Runs transfers until `stop`; counts those that end inside [measure_from, measure_to).
   void Run(const std::atomic<bool>& stop, Clock::time_point measure_from,
            Clock::time_point measure_to, ClientTally* tally) {
-    uint64_t n = 0;
     while (!stop.load(std::memory_order_relaxed) && !Interrupted()) {
       const auto start = Clock::now();
-      rpc::TxnOutcome::type outcome = rpc::TxnOutcome::UNKNOWN;
+      sdk::Outcome outcome = sdk::Outcome::kUnknown;
       std::string error;
-      bool ok = Transfer(++n, &outcome, &error);
+      bool ok = Transfer(&outcome, &error);
       const auto end = Clock::now();
       const bool measured = start >= measure_from && end < measure_to;
       if (!ok) {
         ++tally->errors;
         tally->last_error = error;
-        Reset();
+        client_.reset();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         continue;
       }
-      if (outcome == rpc::TxnOutcome::COMMITTED) ++tally->committed_total;
-      if (outcome == rpc::TxnOutcome::UNKNOWN) ++tally->unknown_total;
+      if (outcome == sdk::Outcome::kCommitted) ++tally->committed_total;
+      if (outcome == sdk::Outcome::kUnknown) ++tally->unknown_total;
       if (!measured) continue;
       switch (outcome) {
-        case rpc::TxnOutcome::COMMITTED:
+        case sdk::Outcome::kCommitted:
           ++tally->committed;
           tally->latency.Add(end - start);
           break;
-        case rpc::TxnOutcome::ABORTED:
+        case sdk::Outcome::kAborted:
           ++tally->aborted;
           break;
         default:
@@ -93,124 +92,53 @@ class TxnClient {
   }
 
  private:
-  // One transfer: -1 on a random account of shard 0, +1 on one of shard 1. false on a
-  // transport error or an answer the bench does not expect (then `error`).
-  bool Transfer(uint64_t n, rpc::TxnOutcome::type* outcome, std::string* error) {
-    try {
-      if (!Connect(error)) return false;
-      rpc::BeginRequest begin;
-      begin.protocol = protocol_;
-      begin.deadline_ms = 10000;
-      rpc::BeginResponse b;
-      coordinator_->Begin(b, begin);
-      if (b.code != rpc::ResultCode::OK) {
-        *error = "Begin: code " + std::to_string(b.code) + " " + b.message;
-        if (b.code == rpc::ResultCode::NOT_LEADER && b.__isset.leader &&
-            !b.leader.address.empty()) {
-          leader_ = b.leader.address;
-        }
-        return false;
-      }
-      std::uniform_int_distribution<int> account(1, kAccounts);
-      for (size_t i = 0; i < shards_.size(); ++i) {
-        const std::string branch = "b" + std::to_string(n);
-        rpc::OpenBranchRequest open;
-        open.gtid = b.gtid;
-        open.branch = branch;
-        open.protocol =
-            protocol_ == rpc::Protocol::THREE_PC ? rpc::Protocol::THREE_PC : rpc::Protocol::TWO_PC;
-        open.timeout_ms = 10000;
-        rpc::OpenBranchResponse o;
-        agents_[i]->OpenBranch(o, open);
-        if (o.code != rpc::ParticipantCode::OK) {
-          *error = "OpenBranch: " + o.message;
-          return false;
-        }
-        rpc::ExecuteRequest exec;
-        exec.gtid = b.gtid;
-        exec.branch = branch;
-        exec.sql = "UPDATE accounts SET balance = balance + ? WHERE id = ?";
-        rpc::SqlValue delta, id;
-        delta.type = rpc::SqlType::INTEGER;
-        delta.__set_integer(i == 0 ? -1 : 1);
-        id.type = rpc::SqlType::INTEGER;
-        id.__set_integer(account(rng_));
-        exec.params = {delta, id};
-        exec.seq = 1;
-        rpc::ExecuteResponse e;
-        agents_[i]->Execute(e, exec);
-        if (e.code == rpc::ParticipantCode::OK) {
-          rpc::RegisterBranchRequest reg;
-          reg.gtid = b.gtid;
-          reg.participant = shards_[i].name;
-          reg.branch = branch;
-          rpc::RegisterBranchResponse r;
-          coordinator_->RegisterBranch(r, reg);
-          if (r.code != rpc::ResultCode::OK) {
-            *error = "RegisterBranch: " + r.message;
-            return false;
-          }
-        }
-        // A lock timeout or SQL error aborted that branch: the commit below aborts.
-      }
-      rpc::TxnRequest commit;
-      commit.gtid = b.gtid;
-      rpc::TxnOutcomeResponse c;
-      coordinator_->Commit(c, commit);
-      if (c.code != rpc::ResultCode::OK) {
-        *error = "Commit: code " + std::to_string(c.code) + " " + c.message;
-        return false;
-      }
-      *outcome = c.outcome;
-      return true;
-    } catch (const std::exception& e) {
-      *error = e.what();
-      return false;
-    }
-  }
-
-  bool Connect(std::string* error) {
-    if (coordinator_) return true;
-    coordinator_channel_ = std::make_unique<rpc::ThriftChannel>(
-        leader_, coordinator::server::kCoordinatorServiceName, kCallTimeoutMs);
-    Status s = coordinator_channel_->Open();
-    if (!s.ok()) {
-      *error = s.ToString();
-      Reset();
-      return false;
-    }
-    coordinator_ =
-        std::make_unique<rpc::CoordinatorServiceClient>(coordinator_channel_->protocol());
-    for (const Shard& shard : shards_) {
-      auto ch = std::make_unique<rpc::ThriftChannel>(
-          shard.agent->address(), participant::kParticipantServiceName, kCallTimeoutMs);
-      s = ch->Open();
+  // One transfer: -1 on a random account of shard 0, +1 on one of shard 1. false on an
+  // error the bench does not expect (then `error`).
+  bool Transfer(sdk::Outcome* outcome, std::string* error) {
+    if (client_ == nullptr) {
+      sdk::ClientOptions o;
+      o.coordinators = coordinators_;
+      o.rpc_timeout_ms = kCallTimeoutMs;
+      sdk::Status s = sdk::Client::Connect(o, &client_);
       if (!s.ok()) {
-        *error = s.ToString();
-        Reset();
+        *error = "Connect: " + s.ToString();
         return false;
       }
-      agents_.push_back(std::make_unique<rpc::ParticipantServiceClient>(ch->protocol()));
-      agent_channels_.push_back(std::move(ch));
+    }
+    std::unique_ptr<sdk::Transaction> txn;
+    sdk::Status s = client_->Begin(
+        {protocol_ == rpc::Protocol::THREE_PC ? sdk::Protocol::kThreePhase
+                                              : sdk::Protocol::kTwoPhase,
+         10000},
+        &txn);
+    if (!s.ok()) {
+      *error = "Begin: " + s.ToString();
+      return false;
+    }
+    std::uniform_int_distribution<int> account(1, kAccounts);
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      s = txn->Execute(shards_[i].name, "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+                       {sdk::Value::Integer(i == 0 ? -1 : 1), sdk::Value::Integer(account(rng_))});
+      // A lock timeout or SQL error aborted that branch: the commit below aborts.
+      if (!s.ok() && s.code() != sdk::Status::Code::kLockTimeout &&
+          s.code() != sdk::Status::Code::kSqlError) {
+        *error = "Execute: " + s.ToString();
+        return false;
+      }
+    }
+    s = txn->Commit(outcome);
+    if (!s.ok()) {
+      *error = "Commit: " + s.ToString();
+      return false;
     }
     return true;
   }
 
-  void Reset() {
-    agents_.clear();
-    agent_channels_.clear();
-    coordinator_.reset();
-    coordinator_channel_.reset();
-  }
-
-  std::string leader_;
+  const std::vector<std::string> coordinators_;
   const std::vector<Shard>& shards_;
   const rpc::Protocol::type protocol_;
   std::mt19937_64 rng_;
-  std::unique_ptr<rpc::ThriftChannel> coordinator_channel_;
-  std::unique_ptr<rpc::CoordinatorServiceClient> coordinator_;
-  std::vector<std::unique_ptr<rpc::ThriftChannel>> agent_channels_;
-  std::vector<std::unique_ptr<rpc::ParticipantServiceClient>> agents_;
+  std::unique_ptr<sdk::Client> client_;
 };
 
 // Waits until the leader's registry lists every shard.
@@ -261,18 +189,46 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
   for (const auto& node : cluster.nodes()) {
     coordinators += (coordinators.empty() ? "" : ",") + node.address;
   }
+  std::unique_ptr<test_support::PgServer> pg;
+  if (options.postgres) {
+    test_support::PgServerOptions server_options;
+    server_options.max_prepared_transactions = 256;
+    server_options.max_connections = 200;
+    server_options.extra_config = {"shared_buffers = 128MB"};
+    server_options.keep_dir = options.keep_data;
+    pg = std::make_unique<test_support::PgServer>(server_options);
+    Progress("starting a PostgreSQL server (initdb as the postgres user)");
+    s = pg->Start();
+    if (!s.ok()) {
+      figures->errors.push_back("txn_pg: " + s.ToString());
+      return s;
+    }
+  }
   std::vector<Shard> shards(2);
   for (size_t i = 0; i < shards.size(); ++i) {
     Shard& shard = shards[i];
     shard.name = std::string("shard_") + static_cast<char>('a' + i);
-    shard.sqlite_path = dir.path() + "/" + shard.name + ".db";
-    s = CreateSqliteAccounts(shard.sqlite_path);
-    if (!s.ok()) break;
     AgentProcessOptions o;
+    if (pg != nullptr) {
+      s = pg->CreateDatabase(shard.name);
+      if (s.ok()) {
+        s = pg->Exec(shard.name, "CREATE TABLE accounts(id int PRIMARY KEY, balance bigint NOT "
+                                 "NULL); INSERT INTO accounts SELECT g, " +
+                                     std::to_string(kInitialBalance) +
+                                     " FROM generate_series(1, " + std::to_string(kAccounts) +
+                                     ") g");
+      }
+      o.backend = "postgres";
+      o.pg_dsn = pg->Dsn(shard.name);
+    } else {
+      shard.sqlite_path = dir.path() + "/" + shard.name + ".db";
+      s = CreateSqliteAccounts(shard.sqlite_path);
+      o.backend = "sqlite";
+      o.sqlite_path = shard.sqlite_path;
+    }
+    if (!s.ok()) break;
     o.participant_binary = options.participant_binary;
     o.name = shard.name;
-    o.backend = "sqlite";
-    o.sqlite_path = shard.sqlite_path;
     o.coordinators = coordinators;
     o.keep_data = options.keep_data;
     shard.agent = std::make_unique<AgentProcess>(o);
@@ -291,8 +247,8 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
     JsonObject protocol_json;
     for (int k : options.clients) {
       if (Interrupted()) return Status::Aborted("interrupted");
-      std::string current = cluster.FindLeader();
-      if (current.empty()) current = leader;
+      std::vector<std::string> addresses;
+      for (const auto& node : cluster.nodes()) addresses.push_back(node.address);
       std::atomic<bool> stop{false};
       std::vector<ClientTally> tallies(static_cast<size_t>(k));
       std::vector<std::thread> threads;
@@ -303,7 +259,7 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
           from + std::chrono::milliseconds(static_cast<int64_t>(options.duration_s * 1e3));
       for (int c = 0; c < k; ++c) {
         threads.emplace_back([&, c] {
-          TxnClient client(current, shards, protocol, 0x5eed0000u + c * 7919u + k);
+          TxnClient client(addresses, shards, protocol, 0x5eed0000u + c * 7919u + k);
           client.Run(stop, from, to, &tallies[static_cast<size_t>(c)]);
         });
       }
@@ -355,8 +311,15 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
   // let the agents finish it first.
   std::this_thread::sleep_for(std::chrono::seconds(2));
   int64_t a = 0, b = 0;
-  Status sa = SqliteBalanceSum(shards[0].sqlite_path, &a);
-  Status sb = SqliteBalanceSum(shards[1].sqlite_path, &b);
+  auto sum = [&](const Shard& shard, int64_t* out) {
+    if (pg == nullptr) return SqliteBalanceSum(shard.sqlite_path, out);
+    std::string v;
+    Status qs = pg->QueryValue(shard.name, "SELECT SUM(balance) FROM accounts", &v);
+    if (qs.ok()) *out = std::stoll(v);
+    return qs;
+  };
+  Status sa = sum(shards[0], &a);
+  Status sb = sum(shards[1], &b);
   JsonObject money;
   if (sa.ok() && sb.ok()) {
     const int64_t initial = static_cast<int64_t>(kAccounts) * kInitialBalance;
@@ -366,7 +329,7 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
         .Integer("unknown_seen", static_cast<int64_t>(unknown_total))
         .Bool("conserved", a + b == 2 * initial);
     if (a + b != 2 * initial) {
-      figures->errors.push_back("txn: money not conserved: " + std::to_string(a + b - 2 * initial));
+      figures->errors.push_back(std::string(options.postgres ? "txn_pg" : "txn") + ": money not conserved: " + std::to_string(a + b - 2 * initial));
     }
   } else {
     figures->errors.push_back("txn: cannot read balances: " + sa.ToString() + " " + sb.ToString());

@@ -23,6 +23,7 @@ struct TxnSectionOptions {
   double duration_s = 10;
   double warmup_s = 1;
   bool keep_data = false;
+  bool postgres = false;  // agents on two databases of a throwaway PostgreSQL server
 };
 
 struct TxnFigures {

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -174,8 +175,10 @@ struct Tally {
   std::string first_error;
 };
 
-// One transfer; returns its outcome (kAborted also for an insufficient balance).
-Outcome Transfer(const Flags& f, Client& client, std::mt19937_64& rng, std::string* error) {
+// One transfer; returns its outcome (kAborted also for an insufficient balance), or
+// nothing if no transaction could be begun (then `error`).
+std::optional<Outcome> Transfer(const Flags& f, Client& client, std::mt19937_64& rng,
+                                std::string* error) {
   std::uniform_int_distribution<int64_t> account(0, f.accounts - 1);
   std::uniform_int_distribution<int64_t> amount_of(1, f.max_amount);
   const int64_t from = account(rng);
@@ -186,7 +189,7 @@ Outcome Transfer(const Flags& f, Client& client, std::mt19937_64& rng, std::stri
   Status s = client.Begin({f.protocol, f.deadline_ms}, &txn);
   if (!s.ok()) {
     *error = "Begin: " + s.ToString();
-    return Outcome::kUnknown;
+    return std::nullopt;
   }
   Result r;
   s = txn->Execute(ShardOf(f, from),
@@ -229,14 +232,16 @@ void RunClient(const Flags& f, int index, Clock::time_point end, Tally* tally) {
   while (Clock::now() < end) {
     const auto start = Clock::now();
     std::string error;
-    Outcome o = Transfer(f, *client, rng, &error);
+    std::optional<Outcome> o = Transfer(f, *client, rng, &error);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (!o.has_value()) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // no leader
     std::lock_guard<std::mutex> l(tally->mu);
     if (!error.empty()) {
       ++tally->errors;
       if (tally->first_error.empty()) tally->first_error = error;
     }
-    switch (o) {
+    if (!o.has_value()) continue;
+    switch (*o) {
       case Outcome::kCommitted:
         ++tally->committed;
         tally->latencies_ms.push_back(ms);
