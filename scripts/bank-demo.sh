@@ -15,12 +15,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 bin=$build/bin
 
-if [[ ! -x $bin/verdict-coordinator || ! -x $bin/verdict-participant || ! -x $bin/verdict-bank || ! -x $bin/verdictctl ]]; then
-  "$root/scripts/install-deps.sh"
-  echo "== building the coordinator, the agent, verdictctl and verdict-bank in $build"
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j2 --target verdict-coordinator verdict-participant verdictctl verdict-bank
-fi
+# Packages first (idempotent), then the four binaries (incremental: quick when up to date).
+"$root/scripts/install-deps.sh"
+echo "== building the coordinator, the agent, verdictctl and verdict-bank in $build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" --target verdict-coordinator verdict-participant verdictctl \
+  verdict-bank >/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/verdict-bank.XXXXXX")
 pids=()
