@@ -7,9 +7,12 @@
 #include <thrift/server/TThreadedServer.h>
 #include <thrift/transport/TServerSocket.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <future>
 
 #include "thrift/framed_transport.h"
@@ -20,6 +23,19 @@ namespace {
 
 // Thrift's library logs (e.g. a peer sending garbage) go to spdlog at debug level.
 void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
+
+// Whether something accepts connections on the Unix-domain socket at `path`.
+bool UnixSocketAnswers(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof(addr.sun_path)) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  const bool answers = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return answers;
+}
 
 }  // namespace
 
@@ -67,9 +83,15 @@ ThriftServer::~ThriftServer() { Stop(); }
 Status ThriftServer::Start() {
   if (!unix_path_.empty()) {
     // A socket file left by an earlier run (killed before it could remove it) would make
-    // bind() fail; anything that is not a socket is left alone, and bind() reports it.
+    // bind() fail: it is removed, unless a live server still answers on it. Anything that
+    // is not a socket is left alone, and bind() reports it.
     struct stat st;
-    if (::lstat(unix_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(unix_path_.c_str());
+    if (::lstat(unix_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      if (UnixSocketAnswers(unix_path_)) {
+        return Status::IOError("cannot listen on " + Where() + ": a server is using it");
+      }
+      ::unlink(unix_path_.c_str());
+    }
   }
   auto listening = std::make_shared<std::promise<std::string>>();
   auto socket = std::dynamic_pointer_cast<apache::thrift::transport::TServerSocket>(

@@ -167,6 +167,19 @@ TEST(ParticipantLocalSocketTest, ServesOnUnixSocketAndReplacesAStaleOne) {
     a.Start();
   }
   EXPECT_EQ(a.V(1), 2);
+  // A second agent cannot take the socket of a live one: it refuses to start.
+  testing::TempDir dir2;
+  std::string err;
+  EXPECT_EQ(test_support::RunToExit(
+                {test_support::BinDir() + "/verdict-participant", "--name", "p2", "--listen",
+                 "127.0.0.1:" + std::to_string(FreePort()), "--coordinators",
+                 "127.0.0.1:" + std::to_string(FreePort()), "--data-dir", dir2.path() + "/d",
+                 "--backend", "sqlite", "--sqlite-path", dir2.path() + "/x.db", "--local-socket",
+                 path},
+                &err),
+            1)
+      << err;
+  EXPECT_NE(err.find("a server is using it"), std::string::npos) << err;
   rpc::ThriftChannel bad("unix:", kParticipantServiceName, 1000);
   EXPECT_EQ(bad.Open().code(), Status::Code::kInvalidArgument);
 }
