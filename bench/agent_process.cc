@@ -72,8 +72,8 @@ Status AgentProcess::Start(std::chrono::milliseconds timeout) {
     if (s.ok()) return Status::OK();
     last = s.ToString();
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Timeout("agent " + options_.name + " does not serve on " + client_address_ + " (" +
-                             last + "); its log ends:\n" + LogTail(15));
+      return Status::Timeout("agent " + options_.name + " does not serve on " + client_address_ +
+                             " (" + last + "); its log ends:\n" + LogTail(15));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

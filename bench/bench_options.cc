@@ -155,8 +155,8 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
   VERDICT_RETURN_IF_ERROR(
       ParseLevels("--agent-clients", agent_clients, 64, &options->agent_clients));
   if (agent_transport != "tcp" && agent_transport != "unix") {
-    return Status::InvalidArgument("--agent-transport must be tcp or unix, not '" + agent_transport +
-                                   "'");
+    return Status::InvalidArgument("--agent-transport must be tcp or unix, not '" +
+                                   agent_transport + "'");
   }
   options->agent_local_socket = agent_transport == "unix";
   VERDICT_RETURN_IF_ERROR(ParseLevels("--txn-clients", txn_clients, 256, &options->txn_clients));

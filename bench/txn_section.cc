@@ -14,8 +14,8 @@
 #include "bench/coordinator_cluster.h"
 #include "bench/latency_samples.h"
 #include "coordinator/server/rpc_names.h"
-#include "thrift/thrift_channel.h"
 #include "tests/support/pg_server.h"
+#include "thrift/thrift_channel.h"
 #include "verdict/client.h"
 
 namespace verdict::bench {
@@ -106,11 +106,11 @@ class TxnClient {
       }
     }
     std::unique_ptr<sdk::Transaction> txn;
-    sdk::Status s = client_->Begin(
-        {protocol_ == rpc::Protocol::THREE_PC ? sdk::Protocol::kThreePhase
-                                              : sdk::Protocol::kTwoPhase,
-         10000},
-        &txn);
+    sdk::Status s =
+        client_->Begin({protocol_ == rpc::Protocol::THREE_PC ? sdk::Protocol::kThreePhase
+                                                             : sdk::Protocol::kTwoPhase,
+                        10000},
+                       &txn);
     if (!s.ok()) {
       *error = "Begin: " + s.ToString();
       return false;
@@ -212,11 +212,11 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
     if (pg != nullptr) {
       s = pg->CreateDatabase(shard.name);
       if (s.ok()) {
-        s = pg->Exec(shard.name, "CREATE TABLE accounts(id int PRIMARY KEY, balance bigint NOT "
-                                 "NULL); INSERT INTO accounts SELECT g, " +
-                                     std::to_string(kInitialBalance) +
-                                     " FROM generate_series(1, " + std::to_string(kAccounts) +
-                                     ") g");
+        s = pg->Exec(shard.name,
+                     "CREATE TABLE accounts(id int PRIMARY KEY, balance bigint NOT "
+                     "NULL); INSERT INTO accounts SELECT g, " +
+                         std::to_string(kInitialBalance) + " FROM generate_series(1, " +
+                         std::to_string(kAccounts) + ") g");
       }
       o.backend = "postgres";
       o.pg_dsn = pg->Dsn(shard.name);
@@ -329,7 +329,8 @@ Status RunTxnSection(const TxnSectionOptions& options, TxnFigures* figures) {
         .Integer("unknown_seen", static_cast<int64_t>(unknown_total))
         .Bool("conserved", a + b == 2 * initial);
     if (a + b != 2 * initial) {
-      figures->errors.push_back(std::string(options.postgres ? "txn_pg" : "txn") + ": money not conserved: " + std::to_string(a + b - 2 * initial));
+      figures->errors.push_back(std::string(options.postgres ? "txn_pg" : "txn") +
+                                ": money not conserved: " + std::to_string(a + b - 2 * initial));
     }
   } else {
     figures->errors.push_back("txn: cannot read balances: " + sa.ToString() + " " + sb.ToString());

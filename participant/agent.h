@@ -200,17 +200,17 @@ class Agent {
   AgentClock* const clock_;
 
   std::mutex mu_;
-  std::map<BranchKey, BranchPtr> branches_;          // guarded by mu_
+  std::map<BranchKey, BranchPtr> branches_;  // guarded by mu_
   // Tick() visits only these: every branch of branches_ not yet found finished for good.
   // A finished one moves to finished_, in the order found, with the time it finished,
   // and is forgotten from there after decided_retention_ms. So a tick costs the live
   // branches, not the (many) decided ones kept for retried calls.
-  std::vector<BranchPtr> ticking_;                       // guarded by mu_
-  std::deque<std::pair<int64_t, BranchPtr>> finished_;   // guarded by mu_
-  std::map<BranchKey, int64_t> orphans_first_seen_;  // guarded by mu_
-  int64_t last_reconcile_ms_ = 0;                    // guarded by mu_
-  int64_t last_prune_ms_ = 0;                        // guarded by mu_
-  bool compacting_ = false;                          // guarded by mu_
+  std::vector<BranchPtr> ticking_;                      // guarded by mu_
+  std::deque<std::pair<int64_t, BranchPtr>> finished_;  // guarded by mu_
+  std::map<BranchKey, int64_t> orphans_first_seen_;     // guarded by mu_
+  int64_t last_reconcile_ms_ = 0;                       // guarded by mu_
+  int64_t last_prune_ms_ = 0;                           // guarded by mu_
+  bool compacting_ = false;                             // guarded by mu_
 
   // Journal appends hold it shared; compaction (Rewrite) holds it exclusively.
   std::shared_mutex journal_gate_;

@@ -152,8 +152,7 @@ bool Agent::TickBranch(const BranchPtr& b, int64_t now) {
 
 void Agent::ForgetExpired(int64_t now) {
   std::lock_guard<std::mutex> l(mu_);
-  while (!finished_.empty() &&
-         now - finished_.front().first >= options_.decided_retention_ms) {
+  while (!finished_.empty() && now - finished_.front().first >= options_.decided_retention_ms) {
     const BranchPtr b = std::move(finished_.front().second);
     finished_.pop_front();
     // A finished state is final (and its time with it), so no need for b->mu here.

@@ -5,7 +5,7 @@
 # creates 1,000 accounts spread over the 4 shards, and 8 clients move money between random
 # accounts for 10 seconds, one global 2PC transaction per transfer; then a shorter 3PC
 # round. verdict-bank checks that the money adds up and prints one JSON line per round.
-# Stops everything with SIGTERM and cleans up on any exit.
+# Stops everything with SIGTERM and cleans up on any exit (scripts/demo-lib.sh).
 # Usage: scripts/bank-demo.sh [seconds=10] [clients=8]    (env: BUILD_DIR, default ./build)
 set -euo pipefail
 
@@ -22,44 +22,14 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target verdict-coordinator verdict-participant verdictctl \
   verdict-bank >/dev/null
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/verdict-bank.XXXXXX")
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [[ $status -ne 0 ]]; then
-    echo "== demo failed (exit $status); logs:" >&2
-    for log in "$work"/*.log; do [[ -f $log ]] && { echo "-- $log" >&2; tail -n 20 "$log" >&2; }; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A port nobody listens on right now (good enough on a quiet loopback).
-used=" "
-free_port() {
-  local port
-  while true; do
-    port=$((20000 + RANDOM % 30000))
-    [[ $used == *" $port "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      used+="$port "
-      echo "$port"
-      return
-    fi
-  done
-}
+source "$root/scripts/demo-lib.sh"
+demo_workdir verdict-bank
+work=$demo_work
 
 cluster=""
 coordinators=""
 for id in 1 2 3; do
-  p=$(free_port)
+  demo_free_port; p=$demo_port
   cluster+="${cluster:+,}$id=127.0.0.1:$p"
   coordinators+="${coordinators:+,}127.0.0.1:$p"
 done
@@ -74,7 +44,7 @@ done
 shards=(shard0 shard1 shard2 shard3)
 echo "== starting 4 participant agents on SQLite: ${shards[*]}"
 for shard in "${shards[@]}"; do
-  p=$(free_port)
+  demo_free_port; p=$demo_port
   "$bin/verdict-participant" --name "$shard" --listen "127.0.0.1:$p" \
     --coordinators "$coordinators" --data-dir "$work/$shard" \
     --backend sqlite --sqlite-path "$work/$shard.db" >"$work/$shard.log" 2>&1 &

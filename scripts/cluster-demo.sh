@@ -16,41 +16,14 @@ if [[ ! -x $coordinator || ! -x $ctl ]]; then
   cmake --build "$build" -j2 --target verdict-coordinator verdictctl
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/verdict-demo.XXXXXX")
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [[ $status -ne 0 ]]; then
-    echo "== demo failed (exit $status); node logs:" >&2
-    for log in "$work"/node*.log; do [[ -f $log ]] && { echo "-- $log" >&2; tail -n 20 "$log" >&2; }; done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A port nobody listens on right now (good enough on a quiet loopback).
-free_port() {
-  local port
-  while true; do
-    port=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-}
+source "$root/scripts/demo-lib.sh"
+demo_workdir verdict-demo
+work=$demo_work
 
 ports=()
-while [[ ${#ports[@]} -lt 3 ]]; do
-  p=$(free_port)
-  [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+for _ in 1 2 3; do
+  demo_free_port
+  ports+=("$demo_port")
 done
 cluster="1=127.0.0.1:${ports[0]},2=127.0.0.1:${ports[1]},3=127.0.0.1:${ports[2]}"
 coordinators="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"

@@ -21,9 +21,9 @@ using participant::kParticipantServiceName;
 using participant::kRegistryServiceName;
 
 std::string Status::ToString() const {
-  static const char* const kNames[] = {"OK",      "InvalidArgument", "NotFound",
-                                       "Unavailable", "Aborted",     "Unknown",
-                                       "SqlError",    "LockTimeout", "WrongState"};
+  static const char* const kNames[] = {"OK",          "InvalidArgument", "NotFound",
+                                       "Unavailable", "Aborted",         "Unknown",
+                                       "SqlError",    "LockTimeout",     "WrongState"};
   std::string s = kNames[static_cast<int>(code_)];
   if (!message_.empty()) s += ": " + message_;
   return s;
@@ -141,7 +141,7 @@ struct Link {
       if (!s.ok()) {
         channel.reset();
         return Status(s.code() == verdict::Status::Code::kInvalidArgument ? Code::kInvalidArgument
-                                                                           : Code::kUnavailable,
+                                                                          : Code::kUnavailable,
                       s.message());
       }
       client = std::make_unique<ThriftClient>(channel->protocol());
@@ -187,7 +187,7 @@ struct Client::Impl {
   std::string leader;  // the last known leader's address ("" = unknown)
   Link<rpc::CoordinatorServiceClient> coordinator;
   Link<rpc::ParticipantRegistryServiceClient> registry;
-  std::map<std::string, std::string> participants;  // name -> address
+  std::map<std::string, std::string> participants;                    // name -> address
   std::map<std::string, Link<rpc::ParticipantServiceClient>> agents;  // by participant
 
   // Calls the leader: `call(link, response)` makes one call and returns its transport
@@ -209,7 +209,8 @@ struct Client::Impl {
         if (out->code == rpc::ResultCode::NOT_LEADER) {
           last = target + ": not the leader";
           if (out->__isset.leader && out->leader.id != 0 && !out->leader.address.empty() &&
-              out->leader.address != target && hops < static_cast<int>(options.coordinators.size())) {
+              out->leader.address != target &&
+              hops < static_cast<int>(options.coordinators.size())) {
             leader = out->leader.address;
             follow = true;
             ++hops;
@@ -245,8 +246,9 @@ struct Client::Impl {
   Status RefreshParticipants() {
     rpc::ListParticipantsResponse r;
     Status s = OnLeader(&r, [&](const std::string& to, rpc::ListParticipantsResponse* out) {
-      return registry.Call(to, kRegistryServiceName, options.rpc_timeout_ms,
-                           [&](rpc::ParticipantRegistryServiceClient& c) { c.ListParticipants(*out); });
+      return registry.Call(
+          to, kRegistryServiceName, options.rpc_timeout_ms,
+          [&](rpc::ParticipantRegistryServiceClient& c) { c.ListParticipants(*out); });
     });
     if (!s.ok()) return s;
     if (r.code != rpc::ResultCode::OK) {
@@ -308,9 +310,13 @@ Status Client::ListInDoubt(std::vector<std::string>* gtids) {
   req.in_doubt_only = true;
   req.limit = 100000;
   rpc::ListTxnsResponse r;
-  Status s = impl_->OnLeader(&r, [&](const std::string& to, rpc::ListTxnsResponse* o) {
-    return impl_->Coordinator(to, [&](rpc::CoordinatorServiceClient& c) { c.ListTxns(*o, req); });
-  }, /*retry_unknown=*/true);
+  Status s = impl_->OnLeader(
+      &r,
+      [&](const std::string& to, rpc::ListTxnsResponse* o) {
+        return impl_->Coordinator(to,
+                                  [&](rpc::CoordinatorServiceClient& c) { c.ListTxns(*o, req); });
+      },
+      /*retry_unknown=*/true);
   if (!s.ok()) return s;
   if (r.code != rpc::ResultCode::OK) return Status(Code::kUnavailable, "ListTxns: " + r.message);
   gtids->clear();
@@ -321,13 +327,16 @@ Status Client::ListInDoubt(std::vector<std::string>* gtids) {
 Status Client::Begin(const TxnOptions& options, std::unique_ptr<Transaction>* out) {
   if (options.deadline_ms < 0) return Status(Code::kInvalidArgument, "negative deadline_ms");
   rpc::BeginRequest req;
-  req.protocol = options.protocol == Protocol::kThreePhase ? rpc::Protocol::THREE_PC
-                                                           : rpc::Protocol::TWO_PC;
+  req.protocol =
+      options.protocol == Protocol::kThreePhase ? rpc::Protocol::THREE_PC : rpc::Protocol::TWO_PC;
   req.deadline_ms = options.deadline_ms;
   rpc::BeginResponse r;
-  Status s = impl_->OnLeader(&r, [&](const std::string& to, rpc::BeginResponse* o) {
-    return impl_->Coordinator(to, [&](rpc::CoordinatorServiceClient& c) { c.Begin(*o, req); });
-  }, /*retry_unknown=*/true);
+  Status s = impl_->OnLeader(
+      &r,
+      [&](const std::string& to, rpc::BeginResponse* o) {
+        return impl_->Coordinator(to, [&](rpc::CoordinatorServiceClient& c) { c.Begin(*o, req); });
+      },
+      /*retry_unknown=*/true);
   if (!s.ok()) return s;
   if (r.code != rpc::ResultCode::OK) {
     return Status(Code::kInvalidArgument, "Begin refused: " + r.message);
@@ -340,9 +349,12 @@ Status Client::GetOutcome(const std::string& gtid, Outcome* out) {
   rpc::TxnRequest req;
   req.gtid = gtid;
   rpc::TxnInfoResponse r;
-  Status s = impl_->OnLeader(&r, [&](const std::string& to, rpc::TxnInfoResponse* o) {
-    return impl_->Coordinator(to, [&](rpc::CoordinatorServiceClient& c) { c.GetTxn(*o, req); });
-  }, /*retry_unknown=*/true);
+  Status s = impl_->OnLeader(
+      &r,
+      [&](const std::string& to, rpc::TxnInfoResponse* o) {
+        return impl_->Coordinator(to, [&](rpc::CoordinatorServiceClient& c) { c.GetTxn(*o, req); });
+      },
+      /*retry_unknown=*/true);
   if (!s.ok()) return s;
   *out = Outcome::kUnknown;
   if (r.code == rpc::ResultCode::NOT_FOUND) return Status(Code::kNotFound, r.message);
@@ -378,7 +390,8 @@ Status Transaction::Execute(const std::string& participant, const std::string& s
     req.branch = kBranch;
     rpc::RegisterBranchResponse r;
     s = c.OnLeader(&r, [&](const std::string& to, rpc::RegisterBranchResponse* o) {
-      return c.Coordinator(to, [&](rpc::CoordinatorServiceClient& cl) { cl.RegisterBranch(*o, req); });
+      return c.Coordinator(to,
+                           [&](rpc::CoordinatorServiceClient& cl) { cl.RegisterBranch(*o, req); });
     });
     if (!s.ok()) return s;
     if (r.code == rpc::ResultCode::NOT_FOUND) {
@@ -463,9 +476,12 @@ Status Transaction::Abort() {
   rpc::TxnRequest req;
   req.gtid = gtid_;
   rpc::TxnOutcomeResponse r;
-  Status s = c.OnLeader(&r, [&](const std::string& to, rpc::TxnOutcomeResponse* o) {
-    return c.Coordinator(to, [&](rpc::CoordinatorServiceClient& cl) { cl.Abort(*o, req); });
-  }, /*retry_unknown=*/true);
+  Status s = c.OnLeader(
+      &r,
+      [&](const std::string& to, rpc::TxnOutcomeResponse* o) {
+        return c.Coordinator(to, [&](rpc::CoordinatorServiceClient& cl) { cl.Abort(*o, req); });
+      },
+      /*retry_unknown=*/true);
   if (!s.ok()) return s;
   finished_ = true;
   if (r.code == rpc::ResultCode::OK && r.outcome == rpc::TxnOutcome::COMMITTED) {

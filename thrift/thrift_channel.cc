@@ -42,9 +42,9 @@ Status ThriftChannel::Open() {
   }
   if (!local) VERDICT_RETURN_IF_ERROR(SplitHostPort(address_, &host, &port));
   try {
-    auto socket =
-        local ? std::make_shared<transport::TSocket>(address_.substr(std::string_view(kUnixPrefix).size()))
-              : std::make_shared<transport::TSocket>(host, port);
+    auto socket = local ? std::make_shared<transport::TSocket>(
+                              address_.substr(std::string_view(kUnixPrefix).size()))
+                        : std::make_shared<transport::TSocket>(host, port);
     socket->setConnTimeout(timeout_ms_);
     socket->setSendTimeout(timeout_ms_);
     socket->setRecvTimeout(timeout_ms_);

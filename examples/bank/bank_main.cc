@@ -6,10 +6,9 @@
 // N x initial balance, and no balance is negative.
 //
 // Progress goes to stderr; the last line on stdout is one JSON object.
-#include <boost/program_options.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -349,8 +348,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   if (!s.ok()) Log("cannot read the totals: %s", s.ToString());
-  const bool ok = s.ok() && totals.sum == expected && totals.negative == 0 &&
-                  totals.accounts == f.accounts;
+  const bool ok =
+      s.ok() && totals.sum == expected && totals.negative == 0 && totals.accounts == f.accounts;
   Log("%s", "committed " + std::to_string(tally.committed) + ", aborted " +
                 std::to_string(tally.aborted) + ", unknown " + std::to_string(tally.unknown) +
                 "; total " + std::to_string(totals.sum) + " of " + std::to_string(expected) +
@@ -369,7 +368,7 @@ int main(int argc, char** argv) {
       elapsed > 0 && f.duration_s > 0 ? static_cast<double>(tally.committed) / elapsed : 0.0, p50,
       p99, static_cast<long long>(expected), static_cast<long long>(totals.sum),
       static_cast<long long>(totals.accounts), static_cast<long long>(totals.negative),
-      in_doubt.size(), f.protocol == Protocol::kThreePhase ? "3pc" : "2pc", f.clients,
-      f.duration_s, ok ? "ok" : "violated");
+      in_doubt.size(), f.protocol == Protocol::kThreePhase ? "3pc" : "2pc", f.clients, f.duration_s,
+      ok ? "ok" : "violated");
   return ok ? 0 : 3;
 }

@@ -119,8 +119,7 @@ Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& 
            PQpipelineSync(conn_) == 1;
     ++syncs;
   }
-  sent = sent &&
-         PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+  sent = sent && PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
          PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
                            params.values.data(), params.lengths.data(), params.formats.data(),
                            /*resultFormat=*/0) == 1 &&

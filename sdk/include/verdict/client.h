@@ -70,8 +70,8 @@ class Value {
   static Value Blob(std::string v);
   Type type() const { return type_; }
   bool is_null() const { return type_ == Type::kNull; }
-  int64_t integer() const { return integer_; }  // kInteger
-  double real() const { return real_; }         // kReal
+  int64_t integer() const { return integer_; }         // kInteger
+  double real() const { return real_; }                // kReal
   const std::string& bytes() const { return bytes_; }  // kText, kBlob
   bool operator==(const Value& o) const;
 
@@ -165,7 +165,7 @@ class Transaction {
   Client::Impl* const client_;
   const std::string gtid_;
   const TxnOptions options_;
-  const int64_t deadline_ms_;  // in force (after the coordinator clamped it)
+  const int64_t deadline_ms_;                  // in force (after the coordinator clamped it)
   std::map<std::string, int64_t> statements_;  // participant -> statements run (seq)
   bool finished_ = false;
 };

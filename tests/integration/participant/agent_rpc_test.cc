@@ -5,8 +5,8 @@
 
 #include "participant/rpc_names.h"
 #include "tests/support/agent_process.h"
-#include "thrift/thrift_channel.h"
 #include "tests/unit/participant/test_dirs.h"
+#include "thrift/thrift_channel.h"
 
 namespace verdict::participant {
 namespace {
@@ -170,14 +170,14 @@ TEST(ParticipantLocalSocketTest, ServesOnUnixSocketAndReplacesAStaleOne) {
   // A second agent cannot take the socket of a live one: it refuses to start.
   testing::TempDir dir2;
   std::string err;
-  EXPECT_EQ(test_support::RunToExit(
-                {test_support::BinDir() + "/verdict-participant", "--name", "p2", "--listen",
-                 "127.0.0.1:" + std::to_string(FreePort()), "--coordinators",
-                 "127.0.0.1:" + std::to_string(FreePort()), "--data-dir", dir2.path() + "/d",
-                 "--backend", "sqlite", "--sqlite-path", dir2.path() + "/x.db", "--local-socket",
-                 path},
-                &err),
-            1)
+  EXPECT_EQ(
+      test_support::RunToExit(
+          {test_support::BinDir() + "/verdict-participant", "--name", "p2", "--listen",
+           "127.0.0.1:" + std::to_string(FreePort()), "--coordinators",
+           "127.0.0.1:" + std::to_string(FreePort()), "--data-dir", dir2.path() + "/d", "--backend",
+           "sqlite", "--sqlite-path", dir2.path() + "/x.db", "--local-socket", path},
+          &err),
+      1)
       << err;
   EXPECT_NE(err.find("a server is using it"), std::string::npos) << err;
   rpc::ThriftChannel bad("unix:", kParticipantServiceName, 1000);

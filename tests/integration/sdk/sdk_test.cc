@@ -111,8 +111,9 @@ TEST_F(SdkTest, ReadsReturnTypedRows) {
   std::unique_ptr<sdk::Transaction> txn;
   ASSERT_TRUE(client_->Begin({}, &txn).ok());
   sdk::Result r;
-  sdk::Status s = txn->Execute("s1", "SELECT id, balance, ? AS tag, NULL FROM accounts WHERE id = ?",
-                               {Value::Text("x"), Value::Integer(3)}, &r);
+  sdk::Status s =
+      txn->Execute("s1", "SELECT id, balance, ? AS tag, NULL FROM accounts WHERE id = ?",
+                   {Value::Text("x"), Value::Integer(3)}, &r);
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(r.rows.size(), 1u);
   EXPECT_EQ(r.columns.size(), 4u);

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace verdict::rpc {
 namespace {
@@ -63,6 +64,37 @@ TEST(FramedTransportTest, PlainThriftTransport_ClosesSuchAConnection) {
   // The library behaviour FramedTransport exists to avoid; if a Thrift upgrade fixes it,
   // this test says so and FramedTransport can go.
   EXPECT_THROW(ReadFramesThrough<TFramedTransport>(), TTransportException);
+}
+
+// OverSocket reads ahead (ReadAheadTransport): several small frames come out of one read,
+// a frame larger than the read-ahead buffer is read straight through, and the byte count
+// of both layers restarts with each frame.
+TEST(FramedTransportTest, ReadAhead_FramesOfEverySizeOnALongLivedConnection) {
+  constexpr int kBigLimit = 64 * 1024;
+  const size_t sizes[] = {10, 5000, 3 * ReadAheadTransport::kReadAhead / 2, 1, 0, 700};
+  auto wire = std::make_shared<TMemoryBuffer>();
+  std::vector<std::string> sent;
+  {
+    TFramedTransport framed(wire);
+    for (int round = 0; round < 8; ++round) {  // ~250 KB in all: 4x the limit
+      for (size_t size : sizes) {
+        std::string body(size, static_cast<char>('a' + sent.size() % 26));
+        framed.write(reinterpret_cast<const uint8_t*>(body.data()), static_cast<uint32_t>(size));
+        framed.flush();
+        sent.push_back(std::move(body));
+      }
+    }
+  }
+  auto reader =
+      FramedTransport::OverSocket(wire, std::make_shared<TConfiguration>(kBigLimit, kBigLimit));
+  for (const std::string& want : sent) {
+    std::string got(want.size(), '\0');
+    if (!want.empty()) {
+      reader->readAll(reinterpret_cast<uint8_t*>(got.data()), static_cast<uint32_t>(got.size()));
+    }
+    reader->readEnd();
+    ASSERT_EQ(got, want);
+  }
 }
 
 TEST(FramedTransportTest, FrameLargerThanTheLimit_Refused) {
