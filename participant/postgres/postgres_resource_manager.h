@@ -115,6 +115,9 @@ class PostgresResourceManager final : public ResourceManager {
   // After the connection died during a one-phase COMMIT: asks the server what became of
   // transaction `xid`.
   Status OnePhaseOutcome(const std::string& xid, const std::string& gid);
+  // Whether `gid` is prepared in this database (pg_prepared_xacts), on a control
+  // connection.
+  Status PreparedInServer(const std::string& gid, bool* prepared);
   // Whether the commit marker of `gid` (sql/participant_postgres.sql) is visible, i.e. the
   // branch committed. Runs on a control connection.
   Status MarkerExists(const std::string& gid, bool* exists);

@@ -267,13 +267,9 @@ Status PostgresResourceManager::Restore(const BranchKey& key, std::string_view p
                               "' (was the participant renamed?)");
   }
   if (FindOpen(key) != nullptr) return Status::FailedPrecondition("branch " + gid + " is open");
-  PgParams params;
-  BuildParams({SqlValue::Text(gid)}, &params);
-  PgResultPtr res;
-  VERDICT_RETURN_IF_ERROR(ControlExec(
-      "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()", &params,
-      &res, nullptr));
-  if (PQntuples(res.get()) == 0) {
+  bool prepared = false;
+  VERDICT_RETURN_IF_ERROR(PreparedInServer(gid, &prepared));
+  if (!prepared) {
     // Resolved after the journal record: a crash after COMMIT/ROLLBACK PREPARED and before
     // the agent journaled the outcome, or an operator's ROLLBACK PREPARED. The commit
     // marker tells which way; the retried decision is answered from it (a COMMIT of a
@@ -297,6 +293,10 @@ Status PostgresResourceManager::IsPrepared(const BranchKey& key, bool* prepared)
   VERDICT_RETURN_IF_ERROR(CheckStarted());
   std::string gid;
   VERDICT_RETURN_IF_ERROR(MakeGid(options_.participant_name, key, &gid));
+  return PreparedInServer(gid, prepared);
+}
+
+Status PostgresResourceManager::PreparedInServer(const std::string& gid, bool* prepared) {
   PgParams params;
   BuildParams({SqlValue::Text(gid)}, &params);
   PgResultPtr res;
