@@ -307,7 +307,11 @@ ExecuteReply Agent::Execute(const BranchKey& key, const std::string& sql,
     return out;
   }
   std::lock_guard<std::mutex> l(b->mu);
-  if (seq > 0 && seq == b->last_seq) return b->last_execute;  // a retried statement
+  // A retried statement gets its first answer, unless the branch has changed state since
+  // (e.g. aborted on its idle timeout): then it hears the current state, below.
+  if (seq > 0 && seq == b->last_seq && b->last_execute.reply.state == b->state) {
+    return b->last_execute;
+  }
   CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kExecute);
   if (step.kind != CallStep::Kind::kProceed) {
     std::string why = "execute in state " + std::string(BranchStateName(b->state));

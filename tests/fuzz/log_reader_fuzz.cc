@@ -17,37 +17,14 @@
 #include "coordinator/storage/log_format.h"
 #include "coordinator/storage/log_record.h"
 #include "coordinator/storage/log_storage.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace verdict::coordinator::storage {
 namespace {
 
 constexpr char kDir[] = "/log";
 
-#define FUZZ_CHECK(cond)                                                      \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      std::fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                           \
-    }                                                                         \
-  } while (0)
-
-// Consumes the fuzzer's bytes.
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), end_(data + size) {}
-  bool empty() const { return p_ == end_; }
-  uint8_t Byte() { return empty() ? 0 : *p_++; }
-  std::string Bytes(size_t n) {
-    std::string s;
-    while (n-- > 0 && !empty()) s.push_back(static_cast<char>(*p_++));
-    return s;
-  }
-  std::string Rest() { return Bytes(static_cast<size_t>(end_ - p_)); }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
+using fuzz::Input;
 
 // Builds segments from commands, with valid checksums, so the semantic checks of recovery
 // (gaps, overwrites, resets, terms, headers) get exercised, plus some raw garbage.

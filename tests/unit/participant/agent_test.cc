@@ -599,6 +599,28 @@ TEST_F(AgentTest, ExecuteSeqDeduplicates) {
   EXPECT_EQ(a_->V(1), 1);
 }
 
+// Found by participant_request_fuzz: a retried statement replayed its first answer (OK,
+// ACTIVE) after the branch had been aborted meanwhile.
+TEST_F(AgentTest, RetriedStatementHearsAnAbortSinceItsFirstAnswer) {
+  BranchKey k{"g1", "b"};
+  a_->Open(k);
+  EXPECT_EQ(a_->Exec(k, "UPDATE t SET v = v + 1 WHERE id = 1", {}, 1).reply.code, ReplyCode::kOk);
+  clock_.Advance(6000);  // past the idle timeout
+  a_->agent().Tick();
+  ExecuteReply retry = a_->Exec(k, "UPDATE t SET v = v + 1 WHERE id = 1", {}, 1);
+  EXPECT_EQ(retry.reply.code, ReplyCode::kWrongState);
+  EXPECT_EQ(retry.reply.state, S::kAborted);
+  EXPECT_NE(retry.reply.message.find("idle timeout"), std::string::npos) << retry.reply.message;
+  // A failed statement's retry still gets the statement's own error.
+  BranchKey f{"g2", "b"};
+  a_->Open(f);
+  ExecuteReply first = a_->Exec(f, "INSERT INTO t VALUES (1, 1)", {}, 1);  // duplicate key
+  ASSERT_EQ(first.reply.code, ReplyCode::kSqlError);
+  ExecuteReply again = a_->Exec(f, "INSERT INTO t VALUES (1, 1)", {}, 1);
+  EXPECT_EQ(again.reply.code, ReplyCode::kSqlError);
+  EXPECT_EQ(again.reply.message, first.reply.message);
+}
+
 TEST_F(AgentTest, IdleTimeoutAndDeadlineAbortUnpreparedBranches) {
   BranchKey idle{"g1", "b"};
   a_->Open(idle);
