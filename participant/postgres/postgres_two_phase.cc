@@ -108,7 +108,7 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
   // already committed once: primary key) stops before the PREPARE and the branch votes NO.
   PgResultPtr res;
   Status s =
-      conn->Exec(getenv("NOMARK") ? "PREPARE TRANSACTION " + QuotedGid(branch->gid) : "INSERT INTO verdict.commit_markers(gid) VALUES (" + QuotedGid(branch->gid) +
+      conn->Exec("INSERT INTO verdict.commit_markers(gid) VALUES (" + QuotedGid(branch->gid) +
                      "); PREPARE TRANSACTION " + QuotedGid(branch->gid),
                  &res);
   if (s.ok() && std::string_view(PQcmdStatus(res.get())) != "PREPARE TRANSACTION") {
