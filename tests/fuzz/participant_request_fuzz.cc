@@ -132,12 +132,12 @@ struct Seen {
   int64_t decided_at_ms = 0;
   int64_t undecided_at_ms = 0;
   bool voted_yes = false;  // and not seen decided since
-  bool ever_voted_yes = false;
+  bool journaled = false;  // seen in doubt: from then on it has a journal record
 };
 
 class Harness {
  public:
-  Harness(bool durable_prepare) : rm_(durable_prepare) {
+  explicit Harness(bool durable_prepare) : durable_prepare_(durable_prepare), rm_(durable_prepare) {
     FUZZ_CHECK(env_.CreateDirIfMissing(kDir).ok());
     Start();
     req_ = std::make_shared<TMemoryBuffer>();
@@ -161,7 +161,9 @@ class Harness {
       const std::string branch = kBranches[in->Byte() % 4];
       corrupt_at_ = in->Byte() % 16 == 0 ? in->Byte() : -1;
       if (trace_) {
-        for (const auto& [key, seen] : seen_) {
+        // FUZZ_TRACE=2 also dumps every branch's state: GetStatus may adopt a branch the
+        // database holds prepared, so that changes the run.
+        for (const auto& [key, seen] : trace_states_ ? seen_ : decltype(seen_){}) {
           std::fprintf(stderr, "    [%s/%s=%s]", key.first.c_str(), key.second.c_str(),
                        BranchStateName(current_->agent->GetStatus({key.first, key.second}).state));
         }
@@ -232,7 +234,6 @@ class Harness {
               FUZZ_CHECK(InDoubtOrDecided(ToState(resp.state)));
               Seen& s = seen_[{gtid, branch}];
               if (s.decided == BranchState::kNone) s.voted_yes = true;
-              s.ever_voted_yes = true;
             }
           }
           break;
@@ -374,6 +375,12 @@ class Harness {
       std::fprintf(stderr, "  %s/%s: %s\n", gtid.c_str(), branch.c_str(), BranchStateName(st));
     Seen& s = seen_[{gtid, branch}];
     const int64_t now = clock_.NowMs();
+    if (!durable_prepare_ && (st == BranchState::kPrepared || st == BranchState::kPrecommitted ||
+                              st == BranchState::kFenced)) {
+      // With a durable-prepare database (PostgreSQL) a 2PC branch's records are written
+      // lazily; after a crash the database alone answers for it.
+      s.journaled = true;
+    }
     const bool may_be_forgotten =
         s.decided != BranchState::kNone && now - s.decided_at_ms >= kRetentionMs;
     if (st == BranchState::kCommitted || st == BranchState::kAborted) {
@@ -421,9 +428,10 @@ class Harness {
     current_.reset();
     Start();
     for (auto& [key, s] : seen_) {
-      // A branch that never voted is not journaled: its abort may be forgotten with the
-      // crash, and the branch opened again. Its history starts over, unknown.
-      if (!s.ever_voted_yes) {
+      // A branch never seen in doubt may have no journal record (an abort before the
+      // vote, a one-phase commit): forgotten with the crash, it may be opened again. Its
+      // history starts over, unknown.
+      if (!s.journaled) {
         s = Seen{};
         s.undecided_at_ms = std::numeric_limits<int64_t>::min() / 2;
       }
@@ -445,6 +453,7 @@ class Harness {
     FUZZ_CHECK(resp.code == rpc::ParticipantCode::OK);
   }
 
+  const bool durable_prepare_;
   MemEnv env_;
   FuzzResourceManager rm_;
   testing::FakeCoordinator coordinator_;
@@ -455,6 +464,7 @@ class Harness {
   std::unique_ptr<rpc::ParticipantServiceClient> client_;
   int corrupt_at_ = -1;
   const bool trace_ = std::getenv("FUZZ_TRACE") != nullptr;  // prints every call and state
+  const bool trace_states_ = trace_ && std::string(std::getenv("FUZZ_TRACE")) == "2";
   std::map<std::pair<std::string, std::string>, Seen> seen_;
   std::map<std::string, bool> decisions_;                                        // gtid -> commit
   std::map<std::string, std::set<std::pair<std::string, std::string>>> listed_;  // in PREPAREs
