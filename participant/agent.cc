@@ -21,6 +21,11 @@ class SteadyClock : public AgentClock {
                std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
+  int64_t WallMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 std::string Name(const BranchKey& k) { return k.gtid + ":" + k.branch; }
@@ -93,6 +98,7 @@ Status Agent::Recover() {
     b->protocol = r.protocol;
     b->participants = r.participants;
     b->rm_payload = r.rm_payload;
+    b->voted_unix_ms = r.voted_unix_ms;
     b->state_since_ms = now;
     b->next_inquiry_ms = now + options_.inquiry_after_ms;
     if (BranchStateMachine::InDoubt(r.state)) {
@@ -236,6 +242,7 @@ JournalRecord Agent::RecordOf(const Branch& b, BranchState state) {
   if (state == BranchState::kPrepared) {
     r.participants = b.participants;
     r.rm_payload = b.rm_payload;
+    r.voted_unix_ms = b.voted_unix_ms;
   }
   return r;
 }
@@ -425,6 +432,7 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
   // (PRECOMMIT, FENCE, termination among peers), so its record is synced, as is SQLite's,
   // whose prepare exists only in the journal.
   const bool lazily = rm_.DurablePrepare() && b->protocol == Protocol::k2PC;
+  b->voted_unix_ms = clock_->WallMs();  // journaled with the vote
   if (Failpoint("before_prepare_journal")) s = Status::IOError("failpoint");
   if (s.ok()) {
     s = lazily ? JournalLazily(*b, BranchState::kPrepared) : Journal(*b, BranchState::kPrepared);

@@ -39,7 +39,11 @@ namespace verdict::participant {
 class AgentClock {
  public:
   virtual ~AgentClock() = default;
+  // Monotonic milliseconds: every timeout of this incarnation.
   virtual int64_t NowMs() = 0;
+  // Wall-clock milliseconds since the Unix epoch: only for what must outlive the process
+  // (the time of a YES vote, journaled).
+  virtual int64_t WallMs() = 0;
 };
 AgentClock* SystemAgentClock();
 

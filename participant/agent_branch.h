@@ -33,10 +33,13 @@ struct Agent::Branch {
   // memory (never forgotten) until ReconcileOrphans rolls the leftover back.
   bool rm_leftover = false;
   int64_t rm_leftover_since_ms = 0;  // when rm_leftover was set
-  // When this incarnation voted YES; 0 if unknown (recovered from the journal or adopted
-  // from the database). Cooperative termination trusts a peer's "no record" only shortly
-  // after the vote (Agent::Terminate).
+  // When this incarnation voted YES (0: voted in an earlier one, or adopted from the
+  // database), and when the vote was given in wall-clock time (journaled with the
+  // PREPARED record; 0 if unknown: adopted, or journaled before the field existed).
+  // Cooperative termination trusts a peer's "no record" only shortly after the vote
+  // (Agent::Terminate).
   int64_t voted_yes_ms = 0;
+  int64_t voted_unix_ms = 0;
   int64_t last_seq = 0;
   ExecuteReply last_execute;
   // In Agent::branches_. Guarded by the agent's mu_, not by `mu`.

@@ -226,6 +226,7 @@ void Agent::Terminate(const BranchPtr& b) {
     BranchState self;
     Protocol protocol;
     int64_t voted_yes_ms;
+    int64_t voted_unix_ms;
     std::vector<PeerRef> peers;
     {
       std::lock_guard<std::mutex> l(b->mu);
@@ -233,6 +234,7 @@ void Agent::Terminate(const BranchPtr& b) {
       self = b->state;
       protocol = b->protocol;
       voted_yes_ms = b->voted_yes_ms;
+      voted_unix_ms = b->voted_unix_ms;
       for (const PeerRef& p : b->participants) {
         if (p.name == options_.name && p.branch == key.branch) continue;
         peers.push_back(p);
@@ -245,11 +247,20 @@ void Agent::Terminate(const BranchPtr& b) {
     // (a COMMITTED one is recalled from its commit marker). Every vote of a transaction is
     // given within a short time of ours (one PREPARE round), so "no record" is trusted for
     // half the retention after our own YES (peers are assumed to retain at least as long
-    // as we do), and never when the time of our vote is unknown (after a restart). An
-    // untrusted "no record" is an unknown state: 2PC then waits for the coordinator.
-    const int64_t now = clock_->NowMs();
-    const bool trust_no_record =
-        voted_yes_ms > 0 && now - voted_yes_ms < options_.decided_retention_ms / 2;
+    // as we do). Within this incarnation the monotonic clock measures that; after a
+    // restart, the wall-clock time of the vote from the journal does (a clock stepped
+    // back by less than the other half of the retention is tolerated; one that went
+    // backwards past the vote is not trusted), and a vote of unknown time (adopted from
+    // the database) never is. An untrusted "no record" is an unknown state: 2PC then
+    // waits for the coordinator.
+    const int64_t window = options_.decided_retention_ms / 2;
+    bool trust_no_record;
+    if (voted_yes_ms > 0) {
+      trust_no_record = clock_->NowMs() - voted_yes_ms < window;
+    } else {
+      const int64_t wall = clock_->WallMs();
+      trust_no_record = voted_unix_ms > 0 && wall >= voted_unix_ms && wall - voted_unix_ms < window;
+    }
     std::vector<std::optional<BranchState>> states;
     for (const PeerRef& p : peers) {
       BranchState st;
@@ -398,6 +409,7 @@ void Agent::MaybeCompact() {
         r.state = BranchState::kPrepared;
         r.participants = b->participants;
         r.rm_payload = b->rm_payload;
+        r.voted_unix_ms = b->voted_unix_ms;
         live.push_back(r);
         if (b->state != BranchState::kPrepared) {
           r.state = b->state;

@@ -71,7 +71,10 @@ struct JournalRecord {
   Protocol protocol = Protocol::k2PC;
   std::vector<PeerRef> participants;  // every branch of the gtid, this one included
   std::string rm_payload;             // kPrepared only; opaque to the journal
-  int64_t deadline_unix_ms = 0;       // informational
+  // kPrepared only: when the YES vote was given, in wall-clock ms since the epoch (0 =
+  // unknown; journals written before this field had a meaning carry 0 there). Cooperative
+  // termination needs it after a restart (Agent::Terminate).
+  int64_t voted_unix_ms = 0;
 };
 
 class BranchJournal {

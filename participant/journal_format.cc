@@ -12,7 +12,7 @@ void EncodeRecord(const JournalRecord& r, std::string* dst) {
   body.push_back(static_cast<char>(r.protocol));
   PutLengthPrefixed(&body, r.key.gtid);
   PutLengthPrefixed(&body, r.key.branch);
-  PutFixed64(&body, static_cast<uint64_t>(r.deadline_unix_ms));
+  PutFixed64(&body, static_cast<uint64_t>(r.voted_unix_ms));
   PutVarint64(&body, r.participants.size());
   for (const PeerRef& p : r.participants) {
     PutLengthPrefixed(&body, p.name);
@@ -45,14 +45,14 @@ Status DecodeBody(std::string_view in, JournalRecord* r) {
   r->state = static_cast<BranchState>(state);
   r->protocol = static_cast<Protocol>(protocol);
   std::string_view gtid, branch, payload;
-  uint64_t deadline, n;
+  uint64_t voted, n;
   if (!GetLengthPrefixed(&in, &gtid) || !GetLengthPrefixed(&in, &branch) ||
-      !GetFixed64(&in, &deadline) || !GetVarint64(&in, &n) || n > in.size()) {
+      !GetFixed64(&in, &voted) || !GetVarint64(&in, &n) || n > in.size()) {
     return Status::Corruption("journal record fields");
   }
   r->key.gtid.assign(gtid);
   r->key.branch.assign(branch);
-  r->deadline_unix_ms = static_cast<int64_t>(deadline);
+  r->voted_unix_ms = static_cast<int64_t>(voted);
   r->participants.clear();
   for (uint64_t i = 0; i < n; ++i) {
     std::string_view name, address, pbranch;

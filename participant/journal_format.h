@@ -3,7 +3,7 @@
 //
 //   file   := record*
 //   record := masked_crc32c:fixed32  length:fixed32  body[length]
-//   body   := version:u8(=1) state:u8 protocol:u8 gtid:lp branch:lp deadline_unix_ms:fixed64
+//   body   := version:u8(=1) state:u8 protocol:u8 gtid:lp branch:lp voted_unix_ms:fixed64
 //             n_participants:varint (name:lp address:lp branch:lp)* rm_payload:lp
 //   lp     := length:varint bytes
 // The CRC covers `length` and `body`. Recovery truncates a torn final record and refuses a

@@ -41,7 +41,7 @@ JournalRecord MakeRecord(fuzz::Input* in) {
   r.key.branch = kIds[in->Byte() % 5];
   r.state = kStates[in->Byte() % 8];  // ACTIVE and NONE are never written: Replay must refuse
   r.protocol = in->Byte() % 2 ? Protocol::k2PC : Protocol::k3PC;
-  r.deadline_unix_ms = static_cast<int64_t>(in->Byte()) << 40;
+  r.voted_unix_ms = static_cast<int64_t>(in->Byte()) << 40;
   for (int i = in->Byte() % 3; i > 0; --i) {
     r.participants.push_back({kIds[in->Byte() % 5], kIds[in->Byte() % 5], kIds[in->Byte() % 5]});
   }

@@ -17,14 +17,26 @@ class FakeClock : public AgentClock {
     std::lock_guard<std::mutex> l(mu_);
     return now_;
   }
+  // Wall time moves with NowMs(), from an epoch-like offset, plus any StepWall().
+  int64_t WallMs() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return kWallOffsetMs + now_ + wall_step_;
+  }
   void Advance(int64_t ms) {
     std::lock_guard<std::mutex> l(mu_);
     now_ += ms;
   }
+  // The wall clock alone jumps (an NTP step, a reset clock); NowMs() does not.
+  void StepWall(int64_t ms) {
+    std::lock_guard<std::mutex> l(mu_);
+    wall_step_ += ms;
+  }
 
  private:
+  static constexpr int64_t kWallOffsetMs = 1'790'000'000'000;
   std::mutex mu_;
   int64_t now_ = 1000000;  // guarded by mu_
+  int64_t wall_step_ = 0;  // guarded by mu_
 };
 
 class FakeCoordinator : public CoordinatorClient {

@@ -588,6 +588,64 @@ TEST_F(AgentTest, Termination_ForgottenCommittedPeerMeansCommit) {
   EXPECT_EQ(a_->V(1), 1);
 }
 
+// pa votes YES in a transaction whose other branch (on pb) never opened, the coordinator
+// group is silent, and pa's agent restarts. pb's "no record" means "never voted" only
+// shortly after pa's vote (a forgotten READ_ONLY vote looks the same later on); the vote's
+// wall-clock time is journaled, so the restarted pa still knows when it voted.
+class UnvotedPeerAfterRestartTest : public AgentTest,
+                                    public ::testing::WithParamInterface<Protocol> {
+ protected:
+  void VoteAloneThenRestart() {
+    BranchKey k{"g1", "b"};
+    ASSERT_EQ(a_->Open(k, GetParam()).code, ReplyCode::kOk);
+    ASSERT_EQ(a_->Exec(k, "UPDATE t SET v = v + 1 WHERE id = 1").reply.code, ReplyCode::kOk);
+    ASSERT_EQ(a_->agent().Prepare(k, {a_->Ref("b"), b_->Ref("b")}).vote, Vote::kYes);
+    coord_.SetReachable(false);
+    a_->Restart();
+    ASSERT_EQ(StateA("g1"), S::kPrepared);
+  }
+};
+
+TEST_P(UnvotedPeerAfterRestartTest, SoonAfterTheVoteThePeerIsTombstonedAndTheBranchAborts) {
+  VoteAloneThenRestart();
+  clock_.Advance(10000);
+  a_->agent().Tick();  // inquiry: nobody answers; pb has no record: tombstoned
+  EXPECT_EQ(StateA("g1"), S::kAborted);
+  EXPECT_EQ(StateB("g1"), S::kAborted);
+  EXPECT_EQ(a_->V(1), 0);
+}
+
+TEST_P(UnvotedPeerAfterRestartTest, LongAfterTheVoteItWaitsForTheCoordinator) {
+  VoteAloneThenRestart();
+  clock_.Advance(AgentOptions().decided_retention_ms / 2 + 1000);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(10000);
+    a_->agent().Tick();
+  }
+  EXPECT_EQ(StateA("g1"), S::kPrepared);
+  EXPECT_EQ(StateB("g1"), S::kNone);  // no tombstone was forced on it
+  coord_.SetReachable(true);
+  coord_.Set("g1", InquiryResult::kAborted);
+  clock_.Advance(60000);
+  a_->agent().Tick();
+  EXPECT_EQ(StateA("g1"), S::kAborted);
+}
+
+TEST_P(UnvotedPeerAfterRestartTest, AWallClockSetBackBeforeTheVoteIsNotTrusted) {
+  VoteAloneThenRestart();
+  clock_.StepWall(-3600 * 1000);
+  clock_.Advance(10000);
+  a_->agent().Tick();
+  EXPECT_EQ(StateA("g1"), S::kPrepared);
+  EXPECT_EQ(StateB("g1"), S::kNone);
+}
+
+INSTANTIATE_TEST_SUITE_P(Protocols, UnvotedPeerAfterRestartTest,
+                         ::testing::Values(Protocol::k2PC, Protocol::k3PC),
+                         [](const ::testing::TestParamInfo<Protocol>& i) {
+                           return i.param == Protocol::k2PC ? "TwoPC" : "ThreePC";
+                         });
+
 TEST_F(AgentTest, ExecuteSeqDeduplicates) {
   BranchKey k{"g1", "b"};
   a_->Open(k);

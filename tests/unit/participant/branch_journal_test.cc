@@ -85,7 +85,7 @@ class BranchJournalTest : public ::testing::Test {
     r.protocol = Protocol::k3PC;
     r.participants = {{"p1", "127.0.0.1:1", "b1"}, {"p2", "127.0.0.1:2", "b2"}};
     r.rm_payload = payload;
-    r.deadline_unix_ms = 1234;
+    r.voted_unix_ms = 1234;
     return r;
   }
   std::vector<JournalRecord> ReplayAll(BranchJournal* j, Status* s = nullptr) {
@@ -130,7 +130,7 @@ TEST_F(BranchJournalTest, Append_ReplayRoundTrip) {
   EXPECT_EQ(records[0].rm_payload, std::string("\0changeset\xff", 11));
   ASSERT_EQ(records[0].participants.size(), 2u);
   EXPECT_EQ(records[0].participants[1], (PeerRef{"p2", "127.0.0.1:2", "b2"}));
-  EXPECT_EQ(records[0].deadline_unix_ms, 1234);
+  EXPECT_EQ(records[0].voted_unix_ms, 1234);
   EXPECT_EQ(records[1].state, BranchState::kFenced);
 }
 
