@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -124,6 +125,49 @@ TEST(BankTest, AgentKilledMidRunKeepsTheTotal) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     Status s = cluster.agent("b1").Start();
     EXPECT_TRUE(s.ok()) << s.ToString();
+  });
+}
+
+// The leader is paused (SIGSTOP) for longer than an election timeout while the clients
+// move money: the others elect a new leader, which finishes what the paused one decided;
+// the old leader resumes (SIGCONT), finds a newer term and follows.
+TEST(BankTest, LeaderPausedMidRunKeepsTheTotal) {
+  ExpectBankSurvives([](TxnCluster& cluster) {
+    const int leader = cluster.WaitForLeader(std::chrono::seconds(10));
+    ASSERT_GT(leader, 0);
+    cluster.coordinators().Signal(leader, SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    cluster.coordinators().Signal(leader, SIGCONT);
+  });
+}
+
+// A participant agent is paused (SIGSTOP) past the coordinator's RPC timeouts: calls to it
+// time out, transactions touching it abort or wait, and once it resumes every branch it
+// holds is finished the way the coordinator decided.
+TEST(BankTest, AgentPausedMidRunKeepsTheTotal) {
+  ExpectBankSurvives([](TxnCluster& cluster) {
+    cluster.agent("b1").Stop();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    cluster.agent("b1").Continue();
+  });
+}
+
+// Faults mixed, Jepsen-style, while the clients run: an agent killed, the leader paused,
+// another agent paused, then everything resumed and restarted.
+TEST(BankTest, MixedFaultsMidRunKeepTheTotal) {
+  ExpectBankSurvives([](TxnCluster& cluster) {
+    cluster.agent("b0").Kill9();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const int leader = cluster.WaitForLeader(std::chrono::seconds(10));
+    ASSERT_GT(leader, 0);
+    cluster.coordinators().Signal(leader, SIGSTOP);
+    cluster.agent("b2").Stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    cluster.agent("b2").Continue();
+    Status s = cluster.agent("b0").Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    cluster.coordinators().Signal(leader, SIGCONT);
   });
 }
 
