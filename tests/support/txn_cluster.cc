@@ -149,18 +149,19 @@ std::map<std::string, std::string> DefaultAgentFlags() {
 // ---- TxnAgent --------------------------------------------------------------------------
 
 TxnAgent::TxnAgent(ShardSpec spec, std::string dir, std::string coordinators, std::string pg_dsn,
-                   std::map<std::string, std::string> flags)
+                   std::map<std::string, std::string> flags, std::string host)
     : spec_(std::move(spec)),
       dir_(std::move(dir)),
       coordinators_(std::move(coordinators)),
       pg_dsn_(std::move(pg_dsn)),
       flags_(std::move(flags)),
+      host_(std::move(host)),
       port_(testing::FreePort()),
       client_(std::make_unique<AgentClient>(address(), 5000)) {}
 
 TxnAgent::~TxnAgent() { Kill9(); }
 
-std::string TxnAgent::address() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string TxnAgent::address() const { return host_ + ":" + std::to_string(port_); }
 
 std::string TxnAgent::log_path() const { return dir_ + "/" + spec_.name + ".log"; }
 
@@ -293,13 +294,20 @@ TxnCluster::TxnCluster(PgServer* pg, TxnClusterOptions options)
       db_prefix_("c" + std::to_string(getpid()) + "_" + std::to_string(cluster_counter++)) {
   coordinators_ = std::make_unique<testing::CoordinatorCluster>(options_.coordinators,
                                                                 options_.coordinator_flags);
+  std::string agent_host = "127.0.0.1";
+  if (NetnsTestbed* net = options_.netns) {
+    coordinators_->SetNetwork([net](int id) { return net->Host(id); },
+                              [net](int id) { return net->Prefix(id); });
+    agent_host = net->BridgeHost();
+  }
   std::string list;
   for (const auto& a : coordinators_->Addresses()) list += (list.empty() ? "" : ",") + a;
   for (const auto& shard : options_.shards) {
     std::string dsn = shard.backend == Backend::kPostgres && pg_ != nullptr
                           ? pg_->Dsn(PgDatabase(shard.name))
                           : "";
-    agents_[shard.name] = std::make_unique<TxnAgent>(shard, dir_, list, dsn, options_.agent_flags);
+    agents_[shard.name] =
+        std::make_unique<TxnAgent>(shard, dir_, list, dsn, options_.agent_flags, agent_host);
   }
 }
 

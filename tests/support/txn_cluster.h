@@ -23,6 +23,7 @@
 
 #include "common/status.h"
 #include "tests/integration/coordinator/cluster_harness.h"
+#include "tests/support/netns.h"
 #include "tests/support/pg_server.h"
 #include "tests/support/txn_clients.h"
 
@@ -44,8 +45,9 @@ std::string ToString(const Balances& b);
 // restarts. Its stderr goes to log_path().
 class TxnAgent {
  public:
+  // Listens on `host` (a free port).
   TxnAgent(ShardSpec spec, std::string dir, std::string coordinators, std::string pg_dsn,
-           std::map<std::string, std::string> flags);
+           std::map<std::string, std::string> flags, std::string host = "127.0.0.1");
   ~TxnAgent();  // kill -9
   TxnAgent(const TxnAgent&) = delete;
   TxnAgent& operator=(const TxnAgent&) = delete;
@@ -79,6 +81,7 @@ class TxnAgent {
   std::string coordinators_;
   std::string pg_dsn_;
   std::map<std::string, std::string> flags_;
+  std::string host_;
   int port_;
   pid_t pid_ = -1;
   bool stopped_ = false;
@@ -129,6 +132,9 @@ struct TxnClusterOptions {
   int64_t initial_balance = 1000;
   std::vector<std::string> coordinator_flags = DefaultCoordinatorFlags();
   std::map<std::string, std::string> agent_flags = DefaultAgentFlags();
+  // Set (created, outliving the cluster): coordinator i runs in its namespace i, the agents
+  // listen on its bridge (partition tests).
+  NetnsTestbed* netns = nullptr;
 };
 
 class TxnCluster {

@@ -155,8 +155,14 @@ CoordinatorCluster::~CoordinatorCluster() {
   }
 }
 
+void CoordinatorCluster::SetNetwork(std::function<std::string(int)> host,
+                                    std::function<std::vector<std::string>(int)> prefix) {
+  host_ = std::move(host);
+  prefix_ = std::move(prefix);
+}
+
 std::string CoordinatorCluster::Address(int id) const {
-  return "127.0.0.1:" + std::to_string(ports_.at(id));
+  return (host_ ? host_(id) : std::string("127.0.0.1")) + ":" + std::to_string(ports_.at(id));
 }
 
 std::vector<std::string> CoordinatorCluster::Addresses() const {
@@ -199,7 +205,10 @@ void CoordinatorCluster::StartAll() {
 
 void CoordinatorCluster::Start(int id) {
   if (Running(id)) return;
-  pids_[id] = Spawn(Args(id), LogPath(id));
+  std::vector<std::string> args = prefix_ ? prefix_(id) : std::vector<std::string>{};
+  const std::vector<std::string> node = Args(id);
+  args.insert(args.end(), node.begin(), node.end());
+  pids_[id] = Spawn(args, LogPath(id));
 }
 
 void CoordinatorCluster::Signal(int id, int sig) {

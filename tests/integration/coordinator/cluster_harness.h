@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,6 +43,11 @@ class CoordinatorCluster {
   ~CoordinatorCluster();  // kill -9 every node, remove the temp dir
   CoordinatorCluster(const CoordinatorCluster&) = delete;
   CoordinatorCluster& operator=(const CoordinatorCluster&) = delete;
+
+  // Runs node `id` at `host(id)` (instead of 127.0.0.1) with `prefix(id)` before its
+  // command line, e.g. inside a network namespace (tests/support/netns.h). Before Start.
+  void SetNetwork(std::function<std::string(int)> host,
+                  std::function<std::vector<std::string>(int)> prefix);
 
   void StartAll();
   void Start(int id);
@@ -79,7 +85,9 @@ class CoordinatorCluster {
   const std::vector<std::string> extra_flags_;
   std::string dir_;
   std::map<int, int> ports_;
-  std::map<int, pid_t> pids_;  // running nodes
+  std::map<int, pid_t> pids_;                            // running nodes
+  std::function<std::string(int)> host_;                 // null: 127.0.0.1
+  std::function<std::vector<std::string>(int)> prefix_;  // null: none
 };
 
 }  // namespace verdict::testing
