@@ -22,6 +22,7 @@ class NetnsTestbed {
 
   // Creates `n` namespaces and the bridge. IOError (with ip's output) if that fails.
   Status Create(int n);
+  int size() const { return n_; }
 
   // The address of namespace i, and of the test's side of the bridge.
   std::string Host(int i) const;

@@ -149,13 +149,15 @@ std::map<std::string, std::string> DefaultAgentFlags() {
 // ---- TxnAgent --------------------------------------------------------------------------
 
 TxnAgent::TxnAgent(ShardSpec spec, std::string dir, std::string coordinators, std::string pg_dsn,
-                   std::map<std::string, std::string> flags, std::string host)
+                   std::map<std::string, std::string> flags, std::string host,
+                   std::vector<std::string> prefix)
     : spec_(std::move(spec)),
       dir_(std::move(dir)),
       coordinators_(std::move(coordinators)),
       pg_dsn_(std::move(pg_dsn)),
       flags_(std::move(flags)),
       host_(std::move(host)),
+      prefix_(std::move(prefix)),
       port_(testing::FreePort()),
       client_(std::make_unique<AgentClient>(address(), 5000)) {}
 
@@ -191,6 +193,7 @@ Status TxnAgent::Start(const std::string& failpoint) {
     if (std::string(*e).rfind("VERDICT_FAILPOINT=", 0) != 0) env.push_back(*e);
   }
   if (!failpoint.empty()) env.push_back("VERDICT_FAILPOINT=" + failpoint);
+  args.insert(args.begin(), prefix_.begin(), prefix_.end());
   pid_ = SpawnWithEnv(args, env, log_path());
   if (pid_ < 0) return Status::IOError("cannot spawn " + args[0]);
   stopped_ = false;
@@ -294,11 +297,10 @@ TxnCluster::TxnCluster(PgServer* pg, TxnClusterOptions options)
       db_prefix_("c" + std::to_string(getpid()) + "_" + std::to_string(cluster_counter++)) {
   coordinators_ = std::make_unique<testing::CoordinatorCluster>(options_.coordinators,
                                                                 options_.coordinator_flags);
-  std::string agent_host = "127.0.0.1";
-  if (NetnsTestbed* net = options_.netns) {
+  NetnsTestbed* net = options_.netns;
+  if (net != nullptr) {
     coordinators_->SetNetwork([net](int id) { return net->Host(id); },
                               [net](int id) { return net->Prefix(id); });
-    agent_host = net->BridgeHost();
   }
   std::string list;
   for (const auto& a : coordinators_->Addresses()) list += (list.empty() ? "" : ",") + a;
@@ -306,8 +308,10 @@ TxnCluster::TxnCluster(PgServer* pg, TxnClusterOptions options)
     std::string dsn = shard.backend == Backend::kPostgres && pg_ != nullptr
                           ? pg_->Dsn(PgDatabase(shard.name))
                           : "";
-    agents_[shard.name] =
-        std::make_unique<TxnAgent>(shard, dir_, list, dsn, options_.agent_flags, agent_host);
+    const int ns = options_.coordinators + 1 + static_cast<int>(agents_.size());
+    agents_[shard.name] = std::make_unique<TxnAgent>(
+        shard, dir_, list, dsn, options_.agent_flags, net ? net->Host(ns) : "127.0.0.1",
+        net ? net->Prefix(ns) : std::vector<std::string>{});
   }
 }
 
@@ -326,6 +330,12 @@ std::string TxnCluster::PgDatabase(const std::string& shard) const {
 }
 
 Status TxnCluster::Start(const std::string& coordinator_failpoint) {
+  if (options_.netns != nullptr &&
+      options_.netns->size() < options_.coordinators + static_cast<int>(options_.shards.size())) {
+    return Status::FailedPrecondition(
+        "the network testbed needs a namespace per coordinator "
+        "and per agent");
+  }
   for (const auto& shard : options_.shards) {
     if (shard.backend != Backend::kPostgres) continue;
     if (pg_ == nullptr || !pg_->running()) {

@@ -45,9 +45,11 @@ std::string ToString(const Balances& b);
 // restarts. Its stderr goes to log_path().
 class TxnAgent {
  public:
-  // Listens on `host` (a free port).
+  // Listens on `host` (a free port); `prefix` goes before its command line (e.g. to run
+  // it in a network namespace).
   TxnAgent(ShardSpec spec, std::string dir, std::string coordinators, std::string pg_dsn,
-           std::map<std::string, std::string> flags, std::string host = "127.0.0.1");
+           std::map<std::string, std::string> flags, std::string host = "127.0.0.1",
+           std::vector<std::string> prefix = {});
   ~TxnAgent();  // kill -9
   TxnAgent(const TxnAgent&) = delete;
   TxnAgent& operator=(const TxnAgent&) = delete;
@@ -82,6 +84,7 @@ class TxnAgent {
   std::string pg_dsn_;
   std::map<std::string, std::string> flags_;
   std::string host_;
+  std::vector<std::string> prefix_;
   int port_;
   pid_t pid_ = -1;
   bool stopped_ = false;
@@ -132,8 +135,9 @@ struct TxnClusterOptions {
   int64_t initial_balance = 1000;
   std::vector<std::string> coordinator_flags = DefaultCoordinatorFlags();
   std::map<std::string, std::string> agent_flags = DefaultAgentFlags();
-  // Set (created, outliving the cluster): coordinator i runs in its namespace i, the agents
-  // listen on its bridge (partition tests).
+  // Set (created with at least coordinators + shards namespaces, outliving the cluster):
+  // coordinator i runs in namespace i, and the agent of shards[k] in namespace
+  // coordinators + 1 + k (partition tests).
   NetnsTestbed* netns = nullptr;
 };
 

@@ -180,7 +180,7 @@ TEST(BankTest, MixedFaultsMidRunKeepTheTotal) {
 // and, reconnected, follows. Clients and agents talking to it meanwhile time out.
 TEST(BankTest, LeaderPartitionedMidRunKeepsTheTotal) {
   NetnsTestbed net;
-  Status s = net.Create(3);
+  Status s = net.Create(6);  // 3 coordinators, 3 agents
   ASSERT_TRUE(s.ok()) << s.ToString();
   ExpectBankSurvives(
       [&net](TxnCluster& cluster) {
@@ -190,6 +190,25 @@ TEST(BankTest, LeaderPartitionedMidRunKeepsTheTotal) {
         ASSERT_TRUE(cut.ok()) << cut.ToString();
         std::this_thread::sleep_for(std::chrono::milliseconds(2500));
         Status heal = net.Heal(leader);
+        ASSERT_TRUE(heal.ok()) << heal.ToString();
+      },
+      &net);
+}
+
+// Agent b1 is cut off the network mid-run (namespace 5: after 3 coordinators and b0):
+// its branches' calls time out, those transactions abort or wait, and its in-doubt
+// branches can reach neither the coordinator group nor their peers. Reconnected, it
+// learns the outcomes and finishes them.
+TEST(BankTest, AgentPartitionedMidRunKeepsTheTotal) {
+  NetnsTestbed net;
+  Status s = net.Create(6);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ExpectBankSurvives(
+      [&net](TxnCluster&) {
+        Status cut = net.Isolate(5);
+        ASSERT_TRUE(cut.ok()) << cut.ToString();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        Status heal = net.Heal(5);
         ASSERT_TRUE(heal.ok()) << heal.ToString();
       },
       &net);
