@@ -26,20 +26,7 @@ source "$root/scripts/demo-lib.sh"
 demo_workdir verdict-bank
 work=$demo_work
 
-cluster=""
-coordinators=""
-for id in 1 2 3; do
-  demo_free_port; p=$demo_port
-  cluster+="${cluster:+,}$id=127.0.0.1:$p"
-  coordinators+="${coordinators:+,}127.0.0.1:$p"
-done
-
-echo "== starting 3 coordinators ($cluster), data in $work"
-for id in 1 2 3; do
-  "$bin/verdict-coordinator" --id "$id" --cluster "$cluster" --data-dir "$work/node$id" \
-    >"$work/node$id.log" 2>&1 &
-  pids+=($!)
-done
+demo_start_coordinators "$bin/verdict-coordinator"
 
 shards=(shard0 shard1 shard2 shard3)
 echo "== starting 4 participant agents on SQLite: ${shards[*]}"

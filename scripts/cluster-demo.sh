@@ -18,22 +18,8 @@ fi
 
 source "$root/scripts/demo-lib.sh"
 demo_workdir verdict-demo
-work=$demo_work
 
-ports=()
-for _ in 1 2 3; do
-  demo_free_port
-  ports+=("$demo_port")
-done
-cluster="1=127.0.0.1:${ports[0]},2=127.0.0.1:${ports[1]},3=127.0.0.1:${ports[2]}"
-coordinators="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
-
-echo "== starting 3 coordinators: $cluster (data in $work)"
-for id in 1 2 3; do
-  "$coordinator" --id "$id" --cluster "$cluster" --data-dir "$work/node$id" \
-    >"$work/node$id.log" 2>&1 &
-  pids+=($!)
-done
+demo_start_coordinators "$coordinator"
 
 echo "== waiting for a leader"
 for _ in $(seq 150); do

@@ -41,3 +41,25 @@ demo_free_port() {
     fi
   done
 }
+
+# demo_start_coordinators BINARY: starts a 3-node verdict-coordinator group on free
+# loopback ports, data and logs in the work directory (demo_workdir first). Sets `cluster`
+# (the --cluster value) and `coordinators` (HOST:PORT,... for clients).
+cluster=""
+coordinators=""
+demo_start_coordinators() {
+  local binary=$1 id
+  cluster=""
+  coordinators=""
+  for id in 1 2 3; do
+    demo_free_port
+    cluster+="${cluster:+,}$id=127.0.0.1:$demo_port"
+    coordinators+="${coordinators:+,}127.0.0.1:$demo_port"
+  done
+  echo "== starting 3 coordinators: $cluster (data in $demo_work)"
+  for id in 1 2 3; do
+    "$binary" --id "$id" --cluster "$cluster" --data-dir "$demo_work/node$id" \
+      >"$demo_work/node$id.log" 2>&1 &
+    pids+=($!)
+  done
+}
