@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bench/branch_client.h"
+#include "bench/branch_mux.h"
 #include "bench/child_process.h"
 #include "bench/resource_usage.h"
 
@@ -35,6 +36,43 @@ struct RunClock {
   Clock::time_point measure_start, measure_end;
 };
 
+// Counts one ended branch that ran from `begin` to `end`.
+void Record(const BranchClient::Result& r, Clock::time_point begin, Clock::time_point end,
+            const RunClock& clock, ClientTally* tally) {
+  tally->commit_retries += static_cast<uint64_t>(r.commit_retries);
+  const bool measured = end >= clock.measure_start && end <= clock.measure_end;
+  switch (r.outcome) {
+    case BranchClient::Outcome::kCommitted:
+      ++tally->committed_total;
+      if (measured) {
+        ++tally->ok;
+        tally->latency.Add(end - begin);
+        for (size_t i = 0; i < r.step.size(); ++i) {
+          tally->step_sum[i] += r.step[i];
+          tally->step_max[i] = std::max(tally->step_max[i], r.step[i]);
+        }
+      }
+      return;
+    case BranchClient::Outcome::kVotedNo:
+      ++tally->voted_no;
+      break;
+    case BranchClient::Outcome::kTransport:
+      ++tally->transport_errors;
+      break;
+    case BranchClient::Outcome::kRejected:
+      ++tally->rejected;
+      break;
+  }
+  if (tally->first_problem.empty()) tally->first_problem = r.message;
+}
+
+// Unique per (level, shard): gtids are never reused within a run.
+std::string GtidPrefix(const AgentRunOptions& options, int clients_per_agent, int shard) {
+  return options.gtid_prefix + "-" + std::to_string(clients_per_agent) + "-" +
+         std::to_string(shard) + "-";
+}
+
+// AgentDriver::kThreads: one thread and connection per client.
 void Client(const AgentTarget& agent, int shard, int client, int clients_per_agent,
             const AgentRunOptions& options, RunClock& clock, ClientTally* tally) {
   BranchClient connection(options.call_timeout_ms);
@@ -43,9 +81,8 @@ void Client(const AgentTarget& agent, int shard, int client, int clients_per_age
   clock.go.wait();
   std::mt19937_64 rng(static_cast<uint64_t>(shard) * 1000003u + static_cast<uint64_t>(client));
   std::uniform_int_distribution<int64_t> account(1, options.accounts);
-  // Unique per (level, shard, client, branch): gtids are never reused within a run.
-  const std::string prefix = options.gtid_prefix + "-" + std::to_string(clients_per_agent) + "-" +
-                             std::to_string(shard) + "-" + std::to_string(client) + "-";
+  const std::string prefix =
+      GtidPrefix(options, clients_per_agent, shard) + std::to_string(client) + "-";
   std::vector<rpc::SqlValue> params(1);
   params[0].type = rpc::SqlType::INTEGER;
   params[0].__set_integer(0);
@@ -60,34 +97,32 @@ void Client(const AgentTarget& agent, int shard, int client, int clients_per_age
     params[0].__set_integer(account(rng));
     BranchClient::Result r =
         connection.RunBranch(agent.name, prefix + std::to_string(i), options.sql, params);
-    const Clock::time_point end = Clock::now();
-    tally->commit_retries += static_cast<uint64_t>(r.commit_retries);
-    const bool measured = end >= clock.measure_start && end <= clock.measure_end;
-    switch (r.outcome) {
-      case BranchClient::Outcome::kCommitted:
-        ++tally->committed_total;
-        if (measured) {
-          ++tally->ok;
-          tally->latency.Add(end - begin);
-          for (size_t i = 0; i < r.step.size(); ++i) {
-            tally->step_sum[i] += r.step[i];
-            tally->step_max[i] = std::max(tally->step_max[i], r.step[i]);
-          }
-        }
-        continue;
-      case BranchClient::Outcome::kVotedNo:
-        ++tally->voted_no;
-        break;
-      case BranchClient::Outcome::kTransport:
-        ++tally->transport_errors;
-        break;
-      case BranchClient::Outcome::kRejected:
-        ++tally->rejected;
-        break;
-    }
-    if (tally->first_problem.empty()) tally->first_problem = r.message;
+    Record(r, begin, Clock::now(), clock, tally);
     if (r.outcome == BranchClient::Outcome::kRejected) return;  // the run is invalid
   }
+}
+
+// AgentDriver::kMux: every client of one agent on one thread (BranchMux).
+void MuxClients(const AgentTarget& agent, int shard, int clients_per_agent,
+                const AgentRunOptions& options, RunClock& clock, ClientTally* tallies) {
+  BranchMux::Options o;
+  o.address = agent.address;
+  o.participant_name = agent.name;
+  o.connections = clients_per_agent;
+  o.call_timeout_ms = options.call_timeout_ms;
+  o.gtid_prefix = GtidPrefix(options, clients_per_agent, shard);
+  o.sql = options.sql;
+  o.accounts = options.accounts;
+  o.seed = static_cast<uint64_t>(shard) + 1;
+  BranchMux mux(o);
+  tallies[0].transport_errors += static_cast<uint64_t>(mux.Connect());
+  clock.ready.count_down(clients_per_agent);
+  clock.go.wait();
+  mux.Run(
+      Clock::now(), clock.measure_end,
+      [&](int client, const BranchClient::Result& r, Clock::time_point begin,
+          Clock::time_point end) { Record(r, begin, end, clock, &tallies[client]); },
+      [] { return Interrupted(); });
 }
 
 }  // namespace
@@ -119,11 +154,15 @@ AgentRun RunAgentClosedLoop(const std::vector<AgentTarget>& agents, int clients_
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(total));
   for (size_t a = 0; a < agents.size(); ++a) {
+    ClientTally* first = &tallies[a * static_cast<size_t>(clients_per_agent)];
+    if (options.driver == AgentDriver::kMux) {
+      threads.emplace_back(MuxClients, std::cref(agents[a]), static_cast<int>(a), clients_per_agent,
+                           std::cref(options), std::ref(clock), first);
+      continue;
+    }
     for (int c = 0; c < clients_per_agent; ++c) {
-      ClientTally* tally =
-          &tallies[a * static_cast<size_t>(clients_per_agent) + static_cast<size_t>(c)];
       threads.emplace_back(Client, std::cref(agents[a]), static_cast<int>(a), c, clients_per_agent,
-                           std::cref(options), std::ref(clock), tally);
+                           std::cref(options), std::ref(clock), first + c);
     }
   }
   clock.ready.wait();
@@ -147,6 +186,7 @@ AgentRun RunAgentClosedLoop(const std::vector<AgentTarget>& agents, int clients_
   const double seconds_read = std::chrono::duration<double>(Clock::now() - read_before).count();
   AgentRun run;
   run.clients_per_agent = clients_per_agent;
+  run.driver = options.driver;
   run.seconds = std::chrono::duration<double>(options.duration).count();
   run.bench_cpu_pct = 100 * (SelfCpuSeconds() - bench_before) / seconds_read;
   const MachineCpu machine_after = ReadMachineCpu();

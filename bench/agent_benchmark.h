@@ -1,5 +1,6 @@
 // The participant-agent benchmark (issue 3): K closed-loop clients per agent, each with
-// its own Thrift connection, each looping one branch at a time: OpenBranch -> Execute a
+// its own Thrift connection (on its own thread, or all of one agent's on one thread: see
+// AgentDriver), each looping one branch at a time: OpenBranch -> Execute a
 // one-row UPDATE of a random account (`?` parameter) -> Prepare -> Commit. Several agents
 // (shards) are driven at once, like the pgbench anchor's two databases. A branch counts if
 // its Commit answer arrives inside the measured window; its latency runs from the
@@ -26,7 +27,14 @@ struct AgentTarget {
   pid_t pid = -1;       // for its CPU time
 };
 
+// How the benchmark's clients are run. kMux is how pgbench runs the anchor's clients.
+enum class AgentDriver {
+  kMux,      // every client of one agent on one thread, one epoll loop (BranchMux)
+  kThreads,  // one thread per client, blocking calls (BranchClient)
+};
+
 struct AgentRunOptions {
+  AgentDriver driver = AgentDriver::kMux;
   std::chrono::milliseconds warmup{1000};
   std::chrono::milliseconds duration{10000};
   int call_timeout_ms = 10000;
@@ -57,6 +65,7 @@ struct ShardRun {
 
 struct AgentRun {
   int clients_per_agent = 0;
+  AgentDriver driver = AgentDriver::kMux;
   double seconds = 0;  // measured window
   std::vector<ShardRun> shards;
   double bench_cpu_pct = 0;     // this process

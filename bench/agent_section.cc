@@ -59,6 +59,7 @@ AgentRunOptions RunOptions(const AgentSectionOptions& options, const std::string
       static_cast<int64_t>(std::max(options.warmup_s, kMinAgentWarmupS) * 1000));
   o.duration = std::chrono::milliseconds(static_cast<int64_t>(options.duration_s * 1000));
   o.accounts = kAccounts;
+  o.driver = options.driver;
   o.gtid_prefix = "bench-" + backend + "-" + std::to_string(getpid()) + "-" +
                   std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   return o;
@@ -105,6 +106,7 @@ JsonObject RunJson(AgentRun& run) {
     o.Number("p50_ms", all.QuantileMs(0.50)).Number("p99_ms", all.QuantileMs(0.99));
   }
   o.Integer("clients_per_agent", run.clients_per_agent)
+      .String("driver", run.driver == AgentDriver::kMux ? "mux" : "threads")
       .Number("bench_cpu_pct", run.bench_cpu_pct)
       .Number("machine_busy_pct", run.machine_busy_pct)
       .String("loadavg", LoadAverageLine());

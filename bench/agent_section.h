@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/agent_benchmark.h"
 #include "bench/json_writer.h"
 #include "common/status.h"
 
@@ -28,6 +29,7 @@ struct AgentSectionOptions {
   // Clients reach the agents over a Unix-domain socket (--local-socket), as pgbench reaches
   // the server in the anchor, instead of loopback TCP.
   bool local_socket = false;
+  AgentDriver driver = AgentDriver::kMux;  // --agent-driver
 };
 
 // What the section measured. A level missing from a map was not measured (see errors).

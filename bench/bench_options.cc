@@ -68,7 +68,8 @@ bool BenchOptions::Selected(const std::string& name) const {
 }
 
 Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::string* usage) {
-  std::string only, concurrency, agent_clients, agent_transport, txn_clients, etcd_load, config;
+  std::string only, concurrency, agent_clients, agent_transport, agent_driver, txn_clients,
+      etcd_load, config;
   bool no_anchor = false, no_pg_anchor = false;
   std::optional<double> duration, warmup;
   po::options_description desc(
@@ -93,6 +94,9 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
     ("agent-transport", po::value(&agent_transport)->default_value("tcp"),
      "agent benchmark: how clients reach the agents, tcp (loopback) or unix (the agents' "
      "--local-socket, as pgbench reaches the server in the anchor)")
+    ("agent-driver", po::value(&agent_driver)->default_value("mux"),
+     "agent benchmark: how the clients run, mux (all of one agent's on one thread and epoll "
+     "loop, as pgbench runs its clients) or threads (a thread per client, blocking calls)")
     ("txn-clients", po::value(&txn_clients)->default_value("1,16,64"),
      "transaction benchmark: concurrent clients, comma-separated")
     ("duration", po::value<double>(), "measured seconds per level (default 10, --quick 3)")
@@ -159,6 +163,11 @@ Status ParseBenchOptions(int argc, char** argv, BenchOptions* options, std::stri
                                    agent_transport + "'");
   }
   options->agent_local_socket = agent_transport == "unix";
+  if (agent_driver != "mux" && agent_driver != "threads") {
+    return Status::InvalidArgument("--agent-driver must be mux or threads, not '" + agent_driver +
+                                   "'");
+  }
+  options->agent_threads_driver = agent_driver == "threads";
   VERDICT_RETURN_IF_ERROR(ParseLevels("--txn-clients", txn_clients, 256, &options->txn_clients));
   if (!(options->duration_s > 0)) return Status::InvalidArgument("--duration must be > 0");
   if (!(options->warmup_s >= 0)) return Status::InvalidArgument("--warmup must be >= 0");

@@ -23,6 +23,7 @@ struct BenchOptions {
   bool pg_anchor = true;       // pg-2pc-ceiling.sh (with the PostgreSQL agent benchmark)
   std::vector<int> agent_clients = {1, 8, 32};  // concurrent branches per agent
   bool agent_local_socket = false;              // --agent-transport unix
+  bool agent_threads_driver = false;            // --agent-driver threads
   std::vector<int> txn_clients = {1, 16, 64};   // concurrent 2-branch transactions
   std::string etcd_load = "l";
   bool keep_data = false;

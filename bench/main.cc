@@ -258,6 +258,7 @@ int Main(int argc, char** argv) {
     agent_options.pg_anchor = options.pg_anchor;
     agent_options.keep_data = options.keep_data;
     agent_options.local_socket = options.agent_local_socket;
+    agent_options.driver = options.agent_threads_driver ? AgentDriver::kThreads : AgentDriver::kMux;
     RunAgentSection(agent_options, &agent);
     for (const auto& e : agent.errors) {
       if (error.empty()) error = e;
