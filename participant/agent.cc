@@ -6,6 +6,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/coop.h"
 #include "common/failpoint.h"
 #include "common/panic.h"
 #include "participant/agent_branch.h"
@@ -263,7 +264,7 @@ Status Agent::JournalLazily(const Branch& b, BranchState state) {
 Reply Agent::Open(const OpenArgs& a) {
   bool created = false;
   BranchPtr b = FindOrCreate(a.key, &created);
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kOpen);
   if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
   if (step.kind == CallStep::Kind::kRefuse) {
@@ -313,7 +314,7 @@ ExecuteReply Agent::Execute(const BranchKey& key, const std::string& sql,
     out.reply = {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
     return out;
   }
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   // A retried statement gets its first answer, unless the branch has changed state since
   // (e.g. aborted on its idle timeout): then it hears the current state, below.
   if (seq > 0 && seq == b->last_seq && b->last_execute.reply.state == b->state) {
@@ -364,7 +365,7 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
     out.reply = {ReplyCode::kNotFound, BranchState::kNone, "no such branch: votes NO"};
     return out;
   }
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kPrepare);
   if (step.kind == CallStep::Kind::kRepeat) {
     out.vote = b->state == BranchState::kReadOnly ? Vote::kReadOnly : Vote::kYes;
@@ -470,7 +471,7 @@ PrepareReply Agent::Prepare(const BranchKey& key, const std::vector<PeerRef>& pa
 Reply Agent::Precommit(const BranchKey& key) {
   BranchPtr b = Find(key);
   if (b == nullptr) return {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kPrecommit);
   if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
   if (step.kind == CallStep::Kind::kRefuse) {
@@ -488,7 +489,7 @@ Reply Agent::Precommit(const BranchKey& key) {
 Reply Agent::Fence(const BranchKey& key, const std::string& fencer) {
   BranchPtr b = Find(key);
   if (b == nullptr) return {ReplyCode::kNotFound, BranchState::kNone, "no such branch"};
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   CallStep step = BranchStateMachine::OnCall(b->state, b->protocol, BranchCall::kFence);
   if (step.kind == CallStep::Kind::kRepeat) return Current(*b, ReplyCode::kOk);
   if (step.kind == CallStep::Kind::kRefuse) {
@@ -613,7 +614,7 @@ Status Agent::RecallLocked(Branch& b) {
 Reply Agent::Commit(const BranchKey& key, bool one_phase) {
   bool created = false;
   BranchPtr b = FindOrCreate(key, &created);
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   if (b->state == BranchState::kNone) {
     // Forgotten after its retention period? The database's commit marker proves a commit.
     Status s = RecallLocked(*b);
@@ -683,7 +684,7 @@ Reply Agent::Commit(const BranchKey& key, bool one_phase) {
 Reply Agent::Abort(const BranchKey& key) {
   bool created = false;
   BranchPtr b = FindOrCreate(key, &created);
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   // A forgotten COMMITTED branch must not be tombstoned as ABORTED: recall it first (the
   // state machine then refuses the abort, a heuristic hazard).
   Status s = RecallLocked(*b);
@@ -716,7 +717,7 @@ BranchStatus Agent::GetStatus(const BranchKey& key) {
   }
   bool created = false;
   if (b == nullptr) b = FindOrCreate(key, &created);
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   if (b->state == BranchState::kNone) {
     st.lookup = RecallLocked(*b);
     if (b->state == BranchState::kNone) {
@@ -736,7 +737,7 @@ std::vector<BranchStatus> Agent::ListInDoubt() {
   std::vector<BranchStatus> out;
   const int64_t now = clock_->NowMs();
   for (const BranchPtr& b : all) {
-    std::lock_guard<std::mutex> l(b->mu);
+    coop::MutexLock l(b->mu);
     if (!BranchStateMachine::InDoubt(b->state) && b->state != BranchState::kOutcomeUnknown) {
       continue;
     }

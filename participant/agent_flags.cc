@@ -60,6 +60,9 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
        "timeout of calls to coordinators and peers")
       ("max-frame-bytes", po::value(&f->max_frame_bytes)->default_value(64u << 20),
        "largest Thrift frame accepted")
+      ("server-model", po::value(&f->server_model)->default_value("auto"),
+       "fibers (one event-loop thread; every connection a fiber), threads (a thread per "
+       "connection) or auto (fibers for postgres, threads for sqlite)")
       ("unsafe-no-fsync", po::bool_switch(&unsafe_no_fsync),
        "UNSAFE, benchmarks only: never fsync the branch journal or SQLite")
       ("log-level", po::value(&f->log_level)->default_value("info"),
@@ -140,6 +143,12 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
   }
   if (a.journal_compact_bytes == 0) {
     return Status::InvalidArgument("--journal-compact-bytes must be positive");
+  }
+  if (f->server_model == "auto") {
+    f->server_model = f->backend == "postgres" ? "fibers" : "threads";
+  } else if (f->server_model != "fibers" && f->server_model != "threads") {
+    return Status::InvalidArgument("--server-model must be fibers, threads or auto, not '" +
+                                   f->server_model + "'");
   }
   f->sync = !unsafe_no_fsync;
   return Status::OK();

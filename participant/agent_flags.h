@@ -23,6 +23,10 @@ struct AgentFlags {
   std::string pg_dsn;
   int rpc_timeout_ms = 2000;  // coordinator and peer calls
   uint32_t max_frame_bytes = 64u << 20;
+  // How connections are served: "fibers" (every connection a fiber of one event loop,
+  // rpc::FiberServer) or "threads" (a thread per connection, rpc::ThriftServer). After
+  // parsing, never "auto" (which means fibers for postgres, threads for sqlite).
+  std::string server_model = "auto";
   bool sync = true;  // false = --unsafe-no-fsync
   std::string log_level = "info";
   bool help = false;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/coop.h"
 #include "common/failpoint.h"
 #include "participant/agent.h"
 #include "participant/agent_branch.h"
@@ -30,7 +31,7 @@ void Agent::Tick() {
   for (size_t i = 0; i < visit.size(); ++i) {
     done[i] = TickBranch(visit[i], now);
     if (done[i]) {
-      std::lock_guard<std::mutex> l(visit[i]->mu);
+      coop::MutexLock l(visit[i]->mu);
       since[i] = visit[i]->state_since_ms;
     }
   }
@@ -170,7 +171,7 @@ void Agent::ResolveInDoubt(const BranchPtr& b, int64_t now) {
   Protocol protocol;
   int64_t since;
   {
-    std::lock_guard<std::mutex> l(b->mu);
+    coop::MutexLock l(b->mu);
     if (!BranchStateMachine::InDoubt(b->state)) return;
     key = b->key;
     state = b->state;
@@ -181,7 +182,7 @@ void Agent::ResolveInDoubt(const BranchPtr& b, int64_t now) {
   Status s = coordinator_.Inquire(key, options_.name, &result);
   if (s.ok() && (result == InquiryResult::kCommitted || result == InquiryResult::kAborted)) {
     const bool commit = result == InquiryResult::kCommitted;
-    std::lock_guard<std::mutex> l(b->mu);
+    coop::MutexLock l(b->mu);
     Reply r = DecideLocked(*b, commit, commit ? "inquiry: COMMITTED" : "inquiry: ABORTED");
     if (r.code == ReplyCode::kOk) {
       spdlog::info("branch {} resolved by inquiry: {}", Name(key), BranchStateName(b->state));
@@ -192,7 +193,7 @@ void Agent::ResolveInDoubt(const BranchPtr& b, int64_t now) {
   } else if (state == BranchState::kPrecommitted) {
     // 3PC: a PRECOMMITTED branch whose coordinator group is silent commits by itself.
     if (protocol == Protocol::k3PC && now - since >= options_.precommit_timeout_ms) {
-      std::lock_guard<std::mutex> l(b->mu);
+      coop::MutexLock l(b->mu);
       Reply r = DecideLocked(*b, true, "PRECOMMITTED timeout, coordinator group silent");
       if (r.code == ReplyCode::kOk) {
         spdlog::warn("branch {} committed on PRECOMMITTED timeout (coordinator unreachable: {})",
@@ -207,7 +208,7 @@ void Agent::ResolveInDoubt(const BranchPtr& b, int64_t now) {
         Name(key), s.ToString());
     Terminate(b);
   }
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   if (!BranchStateMachine::InDoubt(b->state)) return;
   b->backoff_ms = b->backoff_ms == 0
                       ? options_.inquiry_after_ms
@@ -229,7 +230,7 @@ void Agent::Terminate(const BranchPtr& b) {
     int64_t voted_unix_ms;
     std::vector<PeerRef> peers;
     {
-      std::lock_guard<std::mutex> l(b->mu);
+      coop::MutexLock l(b->mu);
       key = b->key;
       self = b->state;
       protocol = b->protocol;
@@ -284,7 +285,7 @@ void Agent::Terminate(const BranchPtr& b) {
         const bool commit = step.kind == TerminationStep::Kind::kCommit;
         Reply r;
         {
-          std::lock_guard<std::mutex> l(b->mu);
+          coop::MutexLock l(b->mu);
           r = DecideLocked(
               *b, commit,
               commit ? "cooperative termination: commit" : "cooperative termination: abort");
@@ -376,7 +377,7 @@ void Agent::ReconcileOrphans(int64_t now) {
     // aborts on its own.
     bool created = false;
     BranchPtr b = FindOrCreate(info.key, &created);
-    std::lock_guard<std::mutex> l(b->mu);
+    coop::MutexLock l(b->mu);
     if (b->state != BranchState::kNone) continue;
     Status s = RecallLocked(*b);
     if (b->state == BranchState::kNone) {
@@ -437,7 +438,7 @@ void Agent::MaybeCompact() {
 Reply Agent::AbortIfUnvoted(const BranchKey& key) {
   bool created = false;
   BranchPtr b = FindOrCreate(key, &created);
-  std::lock_guard<std::mutex> l(b->mu);
+  coop::MutexLock l(b->mu);
   // No record is not "never voted": a COMMITTED branch forgotten after its retention
   // period is recalled from the database's commit marker, and refuses (WRONG_STATE,
   // COMMITTED). Without an answer from the database, refuse to tombstone: UNAVAILABLE

@@ -19,6 +19,7 @@
 #include "participant/participant_handler.h"
 #include "participant/rpc_names.h"
 #include "participant/sqlite/sqlite_resource_manager.h"
+#include "thrift/fiber_server.h"
 #include "thrift/thrift_channel.h"
 #include "thrift/thrift_server.h"
 #ifdef VERDICT_HAVE_POSTGRES
@@ -115,26 +116,39 @@ int main(int argc, char** argv) {
   rpc::SplitHostPort(flags.listen, &host, &port);
   auto processor = std::make_shared<rpc::ParticipantServiceProcessor>(
       std::make_shared<ParticipantHandler>(agent));
-  rpc::ThriftServer server(host, port, flags.max_frame_bytes,
-                           {{kParticipantServiceName, processor}});
-  s = server.Start();
-  if (!s.ok()) Die(kExitStartup, s.message());
-  std::unique_ptr<rpc::ThriftServer> local;
-  if (!flags.local_socket.empty()) {
-    local = rpc::ThriftServer::OnUnixSocket(flags.local_socket, flags.max_frame_bytes,
-                                            {{kParticipantServiceName, processor}});
-    s = local->Start();
-    if (!s.ok()) Die(kExitStartup, s.message());
-    spdlog::info("serving also on unix:{}", flags.local_socket);
+  const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>> services = {
+      {kParticipantServiceName, processor}};
+  std::unique_ptr<rpc::ThriftServer> server, local;
+  std::unique_ptr<rpc::FiberServer> fibers;
+  if (flags.server_model == "fibers") {
+    rpc::FiberServer::Options o;
+    o.host = host;
+    o.port = port;
+    o.unix_path = flags.local_socket;
+    o.max_frame_bytes = flags.max_frame_bytes;
+    fibers = std::make_unique<rpc::FiberServer>(o, services);
+    s = fibers->Start();
+  } else {
+    server = std::make_unique<rpc::ThriftServer>(host, port, flags.max_frame_bytes, services);
+    s = server->Start();
+    if (s.ok() && !flags.local_socket.empty()) {
+      local = rpc::ThriftServer::OnUnixSocket(flags.local_socket, flags.max_frame_bytes, services);
+      s = local->Start();
+    }
   }
+  if (!s.ok()) Die(kExitStartup, s.message());
+  if (!flags.local_socket.empty()) spdlog::info("serving also on unix:{}", flags.local_socket);
   agent.StartBackground();
-  spdlog::info("serving on {} (backend {}, data dir {}, fsync {})", flags.listen, rm->backend(),
-               flags.data_dir, flags.sync ? "on" : "OFF");
+  spdlog::info(
+      "serving on {} (backend {}, {}, data dir {}, fsync {})", flags.listen, rm->backend(),
+      flags.server_model == "fibers" ? "one event loop of fibers" : "a thread per connection",
+      flags.data_dir, flags.sync ? "on" : "OFF");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  server.Stop();
+  if (fibers) fibers->Stop();
+  if (server) server->Stop();
   if (local) local->Stop();
   agent.StopBackground();
   rm->Stop();

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   thrift-compiler libthrift-dev libevent-dev python3-thrift
   libboost-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
+  libboost-context-dev
   libspdlog-dev libfmt-dev
   libsqlite3-dev sqlite3
   libpq-dev postgresql postgresql-client

@@ -1,5 +1,6 @@
 #include "participant/postgres/pg_connection.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "common/coop.h"
 
 namespace verdict::participant::postgres {
 namespace {
@@ -49,11 +52,27 @@ Status ErrorStatus(PGconn* conn, const PGresult* result, std::string* sqlstate) 
 }
 
 Status PgConnection::Connect(const std::string& dsn, const std::string& application_name,
-                             std::unique_ptr<PgConnection>* out) {
+                             std::unique_ptr<PgConnection>* out, int timeout_ms) {
   const char* keys[] = {"dbname", "fallback_application_name", nullptr};
   const char* values[] = {dsn.c_str(), application_name.c_str(), nullptr};
-  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  // libpq's non-blocking connect, so that a fiber waits cooperatively for each step.
+  PGconn* conn = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr) return Status::Unavailable("postgres: out of memory connecting");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+  while (PQstatus(conn) != CONNECTION_BAD && poll != PGRES_POLLING_OK &&
+         poll != PGRES_POLLING_FAILED) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 ||
+        coop::WaitFd(PQsocket(conn), poll == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                     static_cast<int>(left.count())) == 0) {
+      PQfinish(conn);
+      return Status::Unavailable("postgres: cannot connect: timed out after " +
+                                 std::to_string(timeout_ms) + " ms");
+    }
+    poll = PQconnectPoll(conn);
+  }
   if (PQstatus(conn) != CONNECTION_OK) {
     Status s = Status::Unavailable("postgres: cannot connect: " + TrimRight(PQerrorMessage(conn)));
     PQfinish(conn);
@@ -88,16 +107,45 @@ Status PgConnection::Finish(PGresult* raw, PgResultPtr* result, std::string* sql
   return s;
 }
 
+void PgConnection::AwaitResult() {
+  while (PQisBusy(conn_) == 1) {
+    if (coop::WaitFd(PQsocket(conn_), POLLIN, -1) < 0 || PQconsumeInput(conn_) != 1) return;
+  }
+}
+
+PGresult* PgConnection::CollectResults() {
+  PGresult* kept = nullptr;
+  while (true) {
+    AwaitResult();
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) return kept;
+    if (kept != nullptr && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+      PQclear(r);  // the first error is the answer, as with PQexec
+    } else {
+      PQclear(kept);
+      kept = r;
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) {
+      // No NULL may ever come on a dead connection: the error result is the answer.
+      return kept;
+    }
+  }
+}
+
+// PQexec and PQexecParams, except that the wait for the results is cooperative.
 Status PgConnection::Exec(const std::string& sql, PgResultPtr* result, std::string* sqlstate) {
-  return Finish(PQexec(conn_, sql.c_str()), result, sqlstate);
+  if (PQsendQuery(conn_, sql.c_str()) != 1) return Finish(nullptr, result, sqlstate);
+  return Finish(CollectResults(), result, sqlstate);
 }
 
 Status PgConnection::ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                                 std::string* sqlstate) {
-  return Finish(
-      PQexecParams(conn_, sql.c_str(), params.size(), params.types.data(), params.values.data(),
-                   params.lengths.data(), params.formats.data(), /*resultFormat=*/0),
-      result, sqlstate);
+  if (PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
+                        params.values.data(), params.lengths.data(), params.formats.data(),
+                        /*resultFormat=*/0) != 1) {
+    return Finish(nullptr, result, sqlstate);
+  }
+  return Finish(CollectResults(), result, sqlstate);
 }
 
 Status PgConnection::Broken(const std::string& what) {
@@ -131,6 +179,7 @@ Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& 
   std::vector<PgResultPtr> results;
   int nulls = 0;
   while (syncs > 0) {
+    AwaitResult();
     PGresult* raw = PQgetResult(conn_);
     if (raw == nullptr) {
       if (++nulls > 1 || PQstatus(conn_) != CONNECTION_OK) return Broken("reading a pipeline");
@@ -166,10 +215,12 @@ Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) 
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms);
   auto backoff = std::chrono::milliseconds(20);
   while (true) {
+    // One attempt may outlast the retry deadline (a backend can take seconds to start on a
+    // loaded machine); the deadline only stops further attempts.
     Status s = PgConnection::Connect(options_.dsn, options_.application_name, out);
     if (s.ok()) return s;
     if (Clock::now() + backoff >= deadline) return s;
-    std::this_thread::sleep_for(backoff);
+    coop::SleepFor(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
 }
@@ -180,8 +231,17 @@ Status PgConnectionPool::Acquire(std::unique_ptr<PgConnection>* out) {
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.acquire_timeout_ms);
     while (idle_.empty() && open_ >= options_.max_connections) {
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-          open_ >= options_.max_connections) {
+      bool timed_out;
+      if (coop::Current() != nullptr) {
+        // A fiber must not block its loop (the holders may be fibers of it): poll.
+        lock.unlock();
+        coop::SleepFor(std::chrono::milliseconds(1));
+        lock.lock();
+        timed_out = std::chrono::steady_clock::now() >= deadline;
+      } else {
+        timed_out = cv_.wait_until(lock, deadline) == std::cv_status::timeout;
+      }
+      if (timed_out && idle_.empty() && open_ >= options_.max_connections) {
         return Status::Unavailable("postgres: all " + std::to_string(options_.max_connections) +
                                    " pooled connections are in use");
       }

@@ -3,6 +3,9 @@
 // backoff when the server is gone or restarting.
 // PgConnection is not thread-safe (libpq's rule: one thread at a time per connection).
 // PgConnectionPool is thread-safe.
+// Every wait — for a result, a connection, a free pool slot, a reconnect backoff — goes
+// through common/coop.h: on a fiber of the agent's FiberServer it suspends only that
+// fiber; on an ordinary thread it blocks as libpq itself would.
 #pragma once
 
 #include <libpq-fe.h>
@@ -41,9 +44,10 @@ struct PgParams {
 class PgConnection {
  public:
   // Opens a connection to `dsn` (a conninfo string or URI; its own application_name wins
-  // over `application_name`). Unavailable with libpq's message on failure.
+  // over `application_name`), giving up after `timeout_ms`. Unavailable with libpq's
+  // message on failure.
   static Status Connect(const std::string& dsn, const std::string& application_name,
-                        std::unique_ptr<PgConnection>* out);
+                        std::unique_ptr<PgConnection>* out, int timeout_ms = 30000);
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
@@ -79,6 +83,12 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   Status Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate);
+  // Waits until PQgetResult would not block (or the connection failed: PQgetResult then
+  // reports it).
+  void AwaitResult();
+  // After a successful PQsendQuery*: every result, as PQexec keeps them (the first error,
+  // else the last result); null if there was none.
+  PGresult* CollectResults();
 
   // Marks the connection broken; Unavailable with libpq's message.
   Status Broken(const std::string& what);

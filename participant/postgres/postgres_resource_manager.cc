@@ -10,6 +10,7 @@
 #include <string_view>
 #include <thread>
 
+#include "common/coop.h"
 #include "participant/postgres/gid.h"
 #include "participant/postgres/pg_values.h"
 #include "participant/postgres/placeholder.h"
@@ -218,7 +219,7 @@ Status PostgresResourceManager::Begin(const BranchKey& key, const BranchOptions&
   }
   auto branch = std::make_shared<OpenBranch>();
   branch->gid = gid;
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (open_.count(key) > 0) return Status::FailedPrecondition("branch " + gid + " is open");
@@ -241,7 +242,7 @@ Status PostgresResourceManager::Execute(const BranchKey& key, const std::string&
                                         const std::vector<SqlValue>& params, QueryResult* result) {
   std::shared_ptr<OpenBranch> branch = FindOpen(key);
   if (branch == nullptr) return Status::NotFound("no open branch " + key.gtid + "/" + key.branch);
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   if (branch->closed) return Status::NotFound("no open branch " + branch->gid);
   if (branch->failed) {
     return Status::FailedPrecondition("branch " + branch->gid +
@@ -299,7 +300,7 @@ Status PostgresResourceManager::Execute(const BranchKey& key, const std::string&
 Status PostgresResourceManager::Rollback(const BranchKey& key) {
   std::shared_ptr<OpenBranch> branch = FindOpen(key);
   if (branch == nullptr) return Status::OK();
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   if (!branch->closed) CloseBranch(key, branch.get(), /*rollback=*/true);
   return Status::OK();
 }
@@ -315,7 +316,7 @@ Status PostgresResourceManager::AssignedXid(PgConnection* conn, bool* has_xid, s
 Status PostgresResourceManager::IsReadOnly(const BranchKey& key, bool* read_only) {
   std::shared_ptr<OpenBranch> branch = FindOpen(key);
   if (branch == nullptr) return Status::NotFound("no open branch " + key.gtid + "/" + key.branch);
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   if (branch->closed) return Status::NotFound("no open branch " + branch->gid);
   if (branch->wrote) {
     *read_only = false;
@@ -335,7 +336,7 @@ Status PostgresResourceManager::IsReadOnly(const BranchKey& key, bool* read_only
 Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
   std::shared_ptr<OpenBranch> branch = FindOpen(key);
   if (branch == nullptr) return Status::NotFound("no open branch " + key.gtid + "/" + key.branch);
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   if (branch->closed) return Status::NotFound("no open branch " + branch->gid);
   if (branch->failed) {
     CloseBranch(key, branch.get(), /*rollback=*/true);
@@ -403,7 +404,7 @@ Status PostgresResourceManager::OnePhaseOutcome(const std::string& xid, const st
       }
     }
     if (Clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    coop::SleepFor(std::chrono::milliseconds(50));
   }
   return Status::IOError("outcome of one-phase COMMIT of xid " + xid +
                          " is unknown (connection lost): " + last.ToString());
@@ -417,7 +418,7 @@ void PostgresResourceManager::Stop() {
     for (const auto& [key, branch] : open_) branches.emplace_back(key, branch);
   }
   for (auto& [key, branch] : branches) {
-    std::lock_guard<std::mutex> branch_lock(branch->mu);
+    coop::MutexLock branch_lock(branch->mu);
     if (!branch->closed) CloseBranch(key, branch.get(), /*rollback=*/true);
   }
   branch_pool_.Close();

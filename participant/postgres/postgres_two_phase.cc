@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/coop.h"
 #include "common/panic.h"
 #include "participant/postgres/gid.h"
 #include "participant/postgres/pg_values.h"
@@ -69,7 +70,7 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
     }
     return Status::NotFound("no open branch " + key.gtid + "/" + key.branch);
   }
-  std::lock_guard<std::mutex> branch_lock(branch->mu);
+  coop::MutexLock branch_lock(branch->mu);
   if (branch->closed) return Status::NotFound("no open branch " + branch->gid);
   if (branch->failed) {
     CloseBranch(key, branch.get(), /*rollback=*/true);

@@ -1,0 +1,275 @@
+// FiberServer and common/coop.h: one loop thread serves many connections; a request that
+// waits cooperatively (on a descriptor, a contended mutex, a sleep) lets the others be
+// served; bad input closes only its own connection; Stop closes idle connections and lets
+// requests in progress finish. Also: coop.h's calls off a fiber behave like blocking ones.
+#include "thrift/fiber_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ParticipantService.h"
+#include "common/coop.h"
+#include "thrift/thrift_channel.h"
+
+namespace verdict::rpc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Execute's sql says what to do before answering (rows_affected = a sequence number):
+//   "now"      answer at once
+//   "pipe"     wait (cooperatively) until the test writes to the pipe, then answer
+//   "lock"     take the shared mutex, wait for the pipe, answer
+//   "lockonly" take the shared mutex and answer
+//   "sleep"    coop::SleepFor(50 ms), then answer
+class Handler : public ParticipantServiceNull {
+ public:
+  // Lets the longest-waiting "pipe"/"lock" request go on.
+  void Release() {
+    int fd = -1;
+    while (fd < 0) {
+      {
+        std::lock_guard<std::mutex> l(pipes_mu_);
+        if (!waiting_.empty()) {
+          fd = waiting_.front();
+          waiting_.erase(waiting_.begin());
+        }
+      }
+      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(::write(fd, "x", 1), 1);
+    ::close(fd);
+  }
+  int started() const { return started_.load(); }
+
+  void Execute(ExecuteResponse& out, const ExecuteRequest& request) override {
+    started_.fetch_add(1);
+    out.code = ParticipantCode::OK;
+    if (request.sql == "pipe") {
+      WaitPipe();
+    } else if (request.sql == "lock") {
+      coop::MutexLock l(mu_);
+      WaitPipe();
+    } else if (request.sql == "lockonly") {
+      coop::MutexLock l(mu_);
+    } else if (request.sql == "sleep") {
+      coop::SleepFor(std::chrono::milliseconds(50));
+    }
+    out.rows_affected = served_.fetch_add(1);
+  }
+
+ private:
+  // Waits (cooperatively) on a pipe of its own until Release() writes to it.
+  void WaitPipe() {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_NONBLOCK), 0);
+    {
+      std::lock_guard<std::mutex> l(pipes_mu_);
+      waiting_.push_back(p[1]);
+    }
+    char c;
+    while (::read(p[0], &c, 1) != 1) coop::WaitFd(p[0], POLLIN, -1);
+    ::close(p[0]);
+  }
+
+  std::mutex pipes_mu_;       // never held across a wait
+  std::vector<int> waiting_;  // write ends, oldest first
+  std::mutex mu_;             // the contended one
+  std::atomic<int> started_{0};
+  std::atomic<int> served_{0};
+};
+
+class FiberServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    handler_ = std::make_shared<Handler>();
+    StartServer();
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  void StartServer() {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      FiberServer::Options o;
+      o.host = "127.0.0.1";
+      o.port = 20000 + static_cast<int>((::getpid() * 7 + attempt * 131) % 30000);
+      o.unix_path = ::testing::TempDir() + "/fiber_server_test." + std::to_string(::getpid());
+      o.max_frame_bytes = 4096;
+      auto server = std::make_unique<FiberServer>(
+          o, std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>{
+                 {"Participant", std::make_shared<ParticipantServiceProcessor>(handler_)}});
+      if (server->Start().ok()) {
+        server_ = std::move(server);
+        address_ = "127.0.0.1:" + std::to_string(o.port);
+        unix_address_ = "unix:" + o.unix_path;
+        return;
+      }
+    }
+    FAIL() << "no free port";
+  }
+
+  // One call on a fresh connection; returns rows_affected, or -1 on a transport error.
+  int64_t Call(const std::string& what, const std::string& address = "") {
+    ThriftChannel channel(address.empty() ? address_ : address, "Participant", 5000);
+    if (!channel.Open().ok()) return -1;
+    ParticipantServiceClient client(channel.protocol());
+    ExecuteRequest request;
+    request.sql = what;
+    ExecuteResponse response;
+    try {
+      client.Execute(response, request);
+    } catch (const std::exception&) {
+      return -1;
+    }
+    return response.rows_affected;
+  }
+
+  // Raw bytes to the TCP port; true if the server closed the connection (EOF) within 2 s.
+  bool ClosesAfter(const std::string& bytes) {
+    std::string host;
+    int port = 0;
+    EXPECT_TRUE(SplitHostPort(address_, &host, &port).ok());
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+    pollfd p{fd, POLLIN, 0};
+    bool closed = false;
+    if (::poll(&p, 1, 2000) == 1) {
+      char buf[64];
+      closed = ::recv(fd, buf, sizeof buf, 0) == 0;
+    }
+    ::close(fd);
+    return closed;
+  }
+
+  std::shared_ptr<Handler> handler_;
+  std::unique_ptr<FiberServer> server_;
+  std::string address_, unix_address_;
+};
+
+TEST_F(FiberServerTest, AnswersOnTcpAndUnixSocket) {
+  EXPECT_GE(Call("now"), 0);
+  EXPECT_GE(Call("now", unix_address_), 0);
+}
+
+TEST_F(FiberServerTest, AWaitingRequestDoesNotHoldUpTheOthers) {
+  std::vector<std::future<int64_t>> waiting;
+  for (int i = 0; i < 3; ++i) {
+    waiting.push_back(std::async(std::launch::async, [this] { return Call("pipe"); }));
+  }
+  while (handler_->started() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Three requests are suspended inside the handler; the loop still serves everyone else.
+  for (int i = 0; i < 20; ++i) EXPECT_GE(Call(i % 2 == 0 ? "now" : "sleep"), 0);
+  for (auto& w : waiting) {
+    EXPECT_EQ(w.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  }
+  for (int i = 0; i < 3; ++i) handler_->Release();
+  for (auto& w : waiting) EXPECT_GE(w.get(), 0);
+}
+
+TEST_F(FiberServerTest, AMutexHeldAcrossAWaitBlocksOnlyItsContenders) {
+  auto holder = std::async(std::launch::async, [this] { return Call("lock"); });
+  while (handler_->started() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // A second fiber wants the mutex that a suspended fiber holds: it must wait without
+  // blocking the loop (a plain lock here would deadlock the whole server).
+  auto contender = std::async(std::launch::async, [this] { return Call("lockonly"); });
+  while (handler_->started() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_GE(Call("now"), 0);  // the loop is alive
+  EXPECT_EQ(contender.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  handler_->Release();
+  EXPECT_GE(holder.get(), 0);
+  EXPECT_GE(contender.get(), 0);
+}
+
+TEST_F(FiberServerTest, ManyConnectionsAtOnce) {
+  std::vector<std::future<int64_t>> calls;
+  for (int i = 0; i < 64; ++i) {
+    calls.push_back(std::async(std::launch::async, [this, i] {
+      return Call(i % 3 == 0 ? "sleep" : "now", i % 2 == 0 ? address_ : unix_address_);
+    }));
+  }
+  std::vector<bool> seen(64, false);
+  for (auto& c : calls) {
+    const int64_t n = c.get();
+    ASSERT_GE(n, 0);
+    ASSERT_LT(n, 64);
+    EXPECT_FALSE(seen[static_cast<size_t>(n)]);
+    seen[static_cast<size_t>(n)] = true;
+  }
+}
+
+TEST_F(FiberServerTest, OversizedFrameOrGarbageClosesOnlyThatConnection) {
+  const uint32_t too_big = htonl(4097);
+  EXPECT_TRUE(ClosesAfter(std::string(reinterpret_cast<const char*>(&too_big), 4)));
+  const uint32_t zero = 0;
+  EXPECT_TRUE(ClosesAfter(std::string(reinterpret_cast<const char*>(&zero), 4)));
+  const uint32_t ten = htonl(10);
+  EXPECT_TRUE(ClosesAfter(std::string(reinterpret_cast<const char*>(&ten), 4) + "0123456789"));
+  EXPECT_GE(Call("now"), 0);
+}
+
+TEST_F(FiberServerTest, StopClosesIdleConnectionsAndFinishesRequestsInProgress) {
+  ThriftChannel idle(address_, "Participant", 5000);
+  ASSERT_TRUE(idle.Open().ok());
+  auto in_progress = std::async(std::launch::async, [this] { return Call("pipe"); });
+  while (handler_->started() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto stopped = std::async(std::launch::async, [this] { server_->Stop(); });
+  // Stop waits for the request in progress...
+  EXPECT_EQ(stopped.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  handler_->Release();
+  // ...which is answered; then Stop returns, and nothing is served any more.
+  EXPECT_GE(in_progress.get(), 0);
+  EXPECT_EQ(stopped.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Call("now"), -1);
+}
+
+TEST(CoopTest, OffAFiberTheCallsBlockTheThread) {
+  EXPECT_EQ(coop::Current(), nullptr);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const auto start = Clock::now();
+  EXPECT_EQ(coop::WaitFd(p[0], POLLIN, 30), 0);  // times out
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(25));
+  ASSERT_EQ(::write(p[1], "x", 1), 1);
+  EXPECT_EQ(coop::WaitFd(p[0], POLLIN, 1000), 1);
+  ::close(p[0]);
+  ::close(p[1]);
+
+  std::mutex mu;
+  std::atomic<bool> got{false};
+  std::thread other;
+  {
+    coop::MutexLock l(mu);
+    other = std::thread([&] {
+      coop::MutexLock l2(mu);
+      got = true;
+    });
+    coop::SleepFor(std::chrono::milliseconds(20));
+    EXPECT_FALSE(got.load());
+  }
+  other.join();
+  EXPECT_TRUE(got.load());
+}
+
+}  // namespace
+}  // namespace verdict::rpc

@@ -1,0 +1,478 @@
+#include "thrift/fiber_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thrift/TOutput.h>
+#include <thrift/processor/TMultiplexedProcessor.h>
+#include <thrift/protocol/TBinaryProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/context/fiber.hpp>
+#include <boost/context/protected_fixedsize_stack.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "common/coop.h"
+
+namespace verdict::rpc {
+
+namespace ctx = boost::context;
+using apache::thrift::transport::TMemoryBuffer;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// How long Stop() lets requests in progress finish before it gives up on them.
+constexpr auto kStopGrace = std::chrono::seconds(30);
+constexpr size_t kReadChunk = 16 * 1024;
+
+void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+}  // namespace
+
+class FiberServer::Loop : public coop::Scheduler {
+  struct Fiber;
+
+ public:
+  Loop(const Options& options,
+       const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
+      : options_(options),
+        protocol_(std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
+            /*string_limit=*/static_cast<int32_t>(options.max_frame_bytes),
+            /*container_limit=*/1 << 20, /*strict_read=*/true, /*strict_write=*/true)) {
+    apache::thrift::GlobalOutput.setOutputFunction(ThriftLog);
+    auto mux = std::make_shared<apache::thrift::TMultiplexedProcessor>();
+    for (const auto& [name, processor] : services) mux->registerProcessor(name, processor);
+    processor_ = mux;
+  }
+
+  ~Loop() override {
+    for (const Listener& l : listeners_) ::close(l.fd);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  }
+
+  Status Start() {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd_ < 0 || wake_fd_ < 0) return Status::IOError("epoll/eventfd: " + Errno());
+    wake_handle_.kind = Handle::kWake;
+    Watch(wake_fd_, &wake_handle_, EPOLLIN);
+    VERDICT_RETURN_IF_ERROR(ListenTcp());
+    if (!options_.unix_path.empty()) VERDICT_RETURN_IF_ERROR(ListenUnix());
+    for (Listener& l : listeners_) Watch(l.fd, &l.handle, EPOLLIN);
+    thread_ = std::thread([this] { Run(); });
+    return Status::OK();
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stopping_.store(true);
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+    if (!options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
+  }
+
+  // coop::Scheduler, called on a fiber of this loop.
+  //
+  // A descriptor stays in the epoll set once it has been waited for (closing it removes
+  // it), armed one-shot for the fiber that waits: one epoll_ctl per wait. A wait that ends
+  // otherwise (timer, Stop) disarms it, so no event can name a fiber that is gone.
+  int WaitFd(int fd, short events, int timeout_ms) override {
+    Fiber* f = running_;
+    if (fd == f->fd) return WaitClient(f, events, timeout_ms);
+    epoll_event ev{};
+    ev.events = ((events & POLLIN) != 0 ? EPOLLIN : 0u) |
+                ((events & POLLOUT) != 0 ? EPOLLOUT : 0u) | EPOLLONESHOT;
+    ev.data.ptr = &f->handle;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+        (errno != ENOENT || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
+      // Not a pollable descriptor: ask poll() now, and let the caller come back.
+      pollfd p{fd, events, 0};
+      if (::poll(&p, 1, 0) > 0) return 1;
+      Sleep(1);
+      return 0;
+    }
+    Suspend(f, timeout_ms);
+    if (!f->woken_by_fd) {
+      ev.events = 0;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return f->woken_by_fd ? 1 : 0;
+  }
+
+  void Sleep(int ms) override { Suspend(running_, ms); }
+
+ private:
+  struct Handle {
+    enum Kind { kFiber, kClient, kListener, kWake } kind = kFiber;
+    Fiber* fiber = nullptr;
+  };
+  struct Fiber {
+    Handle handle;                            // events of the descriptor it waits for (one-shot)
+    Handle client{Handle::kClient, nullptr};  // events of its connection (edge-triggered)
+    int fd = -1;                              // its client connection
+    uint32_t client_events = 0;               // seen on `fd` and not yet consumed by a wait
+    uint32_t waiting_client = 0;              // the events it waits for on `fd`, while it does
+    ctx::fiber self;                          // while suspended: where to resume it
+    ctx::fiber* sink = nullptr;               // while running: the loop, to suspend to
+    bool waiting = false;                     // suspended in Suspend(), not yet woken
+    bool woken_by_fd = false;                 // the last wake-up: its fd (else a timer or Stop)
+    bool idle = false;                        // waiting for a request (Stop may close it)
+    std::multimap<Clock::time_point, Fiber*>::iterator timer;
+    bool has_timer = false;
+  };
+  struct Listener {
+    int fd = -1;
+    Handle handle;
+  };
+
+  static std::string Errno() { return std::strerror(errno); }
+
+  // The fiber's own connection is watched edge-triggered for its whole life (no epoll_ctl
+  // per wait): the loop accumulates its events in `client_events`, and a wait returns at
+  // once if one arrived since the last. A stale event only costs the caller one EAGAIN.
+  int WaitClient(Fiber* f, short events, int timeout_ms) {
+    const uint32_t want = ((events & POLLIN) != 0 ? EPOLLIN | EPOLLRDHUP : 0u) |
+                          ((events & POLLOUT) != 0 ? EPOLLOUT : 0u) | EPOLLHUP | EPOLLERR;
+    if ((f->client_events & want) == 0) {
+      f->waiting_client = want;
+      Suspend(f, timeout_ms);
+      f->waiting_client = 0;
+      if (!f->woken_by_fd) return 0;
+    }
+    f->client_events &= ~want;
+    return 1;
+  }
+
+  void Watch(int fd, Handle* h, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = h;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  Status ListenTcp() {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(options_.port);
+    const int rc = ::getaddrinfo(options_.host.empty() ? nullptr : options_.host.c_str(),
+                                 port.c_str(), &hints, &found);
+    if (rc != 0) {
+      return Status::IOError("cannot listen on " + options_.host + ":" + port + ": " +
+                             ::gai_strerror(rc));
+    }
+    std::string error = "no address";
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 1024) == 0) {
+        SetNonBlocking(fd);
+        AddListener(fd);
+        ::freeaddrinfo(found);
+        return Status::OK();
+      }
+      error = Errno();
+      ::close(fd);
+    }
+    ::freeaddrinfo(found);
+    return Status::IOError("cannot listen on " + options_.host + ":" + port + ": " + error);
+  }
+
+  Status ListenUnix() {
+    const std::string& path = options_.unix_path;
+    sockaddr_un addr{};
+    if (path.size() >= sizeof(addr.sun_path)) {
+      return Status::InvalidArgument("unix socket path too long: " + path);
+    }
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      // A socket file left by an earlier run is replaced, unless a server answers on it.
+      const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      ::close(probe);
+      if (live) return Status::IOError("cannot listen on unix:" + path + ": a server is using it");
+      ::unlink(path.c_str());
+    }
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd, 1024) != 0) {
+      const std::string error = Errno();
+      if (fd >= 0) ::close(fd);
+      return Status::IOError("cannot listen on unix:" + path + ": " + error);
+    }
+    SetNonBlocking(fd);
+    AddListener(fd);
+    return Status::OK();
+  }
+
+  void AddListener(int fd) {
+    listeners_.reserve(2);  // handles are pointed to by epoll: no reallocation after
+    Listener l;
+    l.fd = fd;
+    l.handle.kind = Handle::kListener;
+    listeners_.push_back(l);
+  }
+
+  // Suspends `f` until its fd (watched by the caller), `timeout_ms` (< 0: none; 0: the
+  // next turn) or Stop (idle fibers only) wakes it.
+  void Suspend(Fiber* f, int timeout_ms) {
+    f->waiting = true;
+    f->woken_by_fd = false;
+    if (timeout_ms >= 0) {
+      f->timer = timers_.emplace(Clock::now() + std::chrono::milliseconds(timeout_ms), f);
+      f->has_timer = true;
+    }
+    *f->sink = std::move(*f->sink).resume();
+  }
+
+  void Wake(Fiber* f, bool by_fd) {
+    if (!f->waiting) return;
+    f->waiting = false;
+    f->woken_by_fd = by_fd;
+    if (f->has_timer) {
+      timers_.erase(f->timer);
+      f->has_timer = false;
+    }
+    ready_.push_back(f);
+  }
+
+  void Accept(int listener) {
+    while (true) {
+      const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;  // EAGAIN, or a connection that went away: nothing to do
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails on unix: fine
+      auto* f = new Fiber;
+      f->fd = fd;
+      f->handle.fiber = f;
+      f->client.fiber = f;
+      Watch(fd, &f->client, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+      f->self = ctx::fiber(std::allocator_arg, ctx::protected_fixedsize_stack(options_.stack_bytes),
+                           [this, f](ctx::fiber&& sink) {
+                             f->sink = &sink;
+                             Serve(f);
+                             return std::move(sink);
+                           });
+      fibers_.insert(f);
+      ready_.push_back(f);
+    }
+  }
+
+  // Reads until `buf` holds at least `n` bytes. False on EOF, error or Stop (when idle).
+  bool ReadAtLeast(Fiber* f, std::string& buf, size_t n, bool idle) {
+    char chunk[kReadChunk];
+    while (buf.size() < n) {
+      const ssize_t got = ::recv(f->fd, chunk, sizeof chunk, 0);
+      if (got > 0) {
+        buf.append(chunk, static_cast<size_t>(got));
+        continue;
+      }
+      if (got == 0) return false;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+      if (idle && stopping_.load()) return false;
+      f->idle = idle;
+      const int ready = WaitFd(f->fd, POLLIN, -1);
+      f->idle = false;
+      if (ready == 0) return false;  // woken by Stop
+    }
+    return true;
+  }
+
+  bool WriteAll(Fiber* f, const uint8_t* data, size_t n) {
+    while (n > 0) {
+      const ssize_t sent = ::send(f->fd, data, n, MSG_NOSIGNAL);
+      if (sent > 0) {
+        data += sent;
+        n -= static_cast<size_t>(sent);
+        continue;
+      }
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        WaitFd(f->fd, POLLOUT, -1);
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // One connection: request, process, answer, until the client leaves or Stop.
+  void Serve(Fiber* f) {
+    try {
+      auto in = std::make_shared<TMemoryBuffer>();
+      auto out = std::make_shared<TMemoryBuffer>();
+      auto iprot = protocol_->getProtocol(in);
+      auto oprot = protocol_->getProtocol(out);
+      std::string buf;
+      while (ReadAtLeast(f, buf, 4, /*idle=*/buf.empty())) {
+        uint32_t be = 0;
+        std::memcpy(&be, buf.data(), 4);
+        const uint32_t size = ntohl(be);
+        if (size == 0 || size > options_.max_frame_bytes) {
+          spdlog::debug("rpc: closing a connection that sent a frame of {} bytes (limit {})", size,
+                        options_.max_frame_bytes);
+          break;
+        }
+        if (!ReadAtLeast(f, buf, 4 + static_cast<size_t>(size), /*idle=*/false)) break;
+        in->resetBuffer(reinterpret_cast<uint8_t*>(buf.data()) + 4, size);
+        out->resetBuffer();
+        if (!processor_->process(iprot, oprot, nullptr)) break;
+        buf.erase(0, 4 + static_cast<size_t>(size));
+        uint8_t* reply = nullptr;
+        uint32_t length = 0;
+        out->getBuffer(&reply, &length);
+        if (length == 0) continue;  // a oneway call
+        const uint32_t header = htonl(length);
+        if (!WriteAll(f, reinterpret_cast<const uint8_t*>(&header), 4) ||
+            !WriteAll(f, reply, length)) {
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("rpc: closing a connection: {}", e.what());
+    }
+    ::close(f->fd);
+    f->fd = -1;
+  }
+
+  void Resume(Fiber* f) {
+    running_ = f;
+    coop::SetCurrent(this);
+    f->self = std::move(f->self).resume();
+    coop::SetCurrent(nullptr);
+    running_ = nullptr;
+    if (!f->self) {  // Serve returned
+      fibers_.erase(f);
+      delete f;
+    }
+  }
+
+  void Run() {
+    std::vector<epoll_event> events(256);
+    bool closed_listeners = false;
+    Clock::time_point give_up{};
+    while (true) {
+      if (stopping_.load() && !closed_listeners) {
+        closed_listeners = true;
+        give_up = Clock::now() + kStopGrace;
+        for (Listener& l : listeners_) {
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, l.fd, nullptr);
+          ::close(l.fd);
+          l.fd = -1;
+        }
+        for (Fiber* f : fibers_) {
+          if (f->idle) Wake(f, /*by_fd=*/false);
+        }
+      }
+      if (closed_listeners && fibers_.empty() && ready_.empty()) break;
+      if (closed_listeners && Clock::now() >= give_up) {
+        spdlog::warn("rpc: stopping with {} request(s) still in progress", fibers_.size());
+        break;  // their fibers are left suspended; the process is exiting
+      }
+      int timeout_ms = -1;
+      if (!ready_.empty()) {
+        timeout_ms = 0;
+      } else if (!timers_.empty() || closed_listeners) {
+        const Clock::time_point next =
+            timers_.empty()
+                ? Clock::now() + std::chrono::milliseconds(100)
+                : std::min(timers_.begin()->first, Clock::now() + std::chrono::milliseconds(100));
+        timeout_ms = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count()));
+      }
+      const int n =
+          ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+      for (int i = 0; i < n; ++i) {
+        auto* h = static_cast<Handle*>(events[static_cast<size_t>(i)].data.ptr);
+        switch (h->kind) {
+          case Handle::kWake: {
+            uint64_t count;
+            (void)!::read(wake_fd_, &count, sizeof count);
+            break;
+          }
+          case Handle::kListener:
+            for (Listener& l : listeners_) {
+              if (&l.handle == h && l.fd >= 0) Accept(l.fd);
+            }
+            break;
+          case Handle::kFiber:
+            Wake(h->fiber, /*by_fd=*/true);
+            break;
+          case Handle::kClient: {
+            Fiber* f = h->fiber;
+            f->client_events |= events[static_cast<size_t>(i)].events;
+            if ((f->client_events & f->waiting_client) != 0) Wake(f, /*by_fd=*/true);
+            break;
+          }
+        }
+      }
+      const Clock::time_point now = Clock::now();
+      while (!timers_.empty() && timers_.begin()->first <= now) {
+        Fiber* f = timers_.begin()->second;
+        timers_.erase(timers_.begin());
+        f->has_timer = false;
+        Wake(f, /*by_fd=*/false);
+      }
+      std::vector<Fiber*> run;
+      run.swap(ready_);
+      for (Fiber* f : run) Resume(f);
+    }
+  }
+
+  const Options options_;
+  std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol_;
+  std::shared_ptr<apache::thrift::TProcessor> processor_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  Handle wake_handle_;
+  std::vector<Listener> listeners_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  // Loop thread only.
+  std::unordered_set<Fiber*> fibers_;
+  std::vector<Fiber*> ready_;
+  std::multimap<Clock::time_point, Fiber*> timers_;
+  Fiber* running_ = nullptr;
+};
+
+FiberServer::FiberServer(
+    Options options,
+    const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
+    : options_(std::move(options)), loop_(std::make_unique<Loop>(options_, services)) {}
+
+FiberServer::~FiberServer() { Stop(); }
+
+Status FiberServer::Start() { return loop_->Start(); }
+
+void FiberServer::Stop() { loop_->Stop(); }
+
+}  // namespace verdict::rpc
