@@ -60,6 +60,8 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
        "timeout of calls to coordinators and peers")
       ("max-frame-bytes", po::value(&f->max_frame_bytes)->default_value(64u << 20),
        "largest Thrift frame accepted")
+      ("server-loops", po::value(&f->server_loops)->default_value(1),
+       "event-loop threads of the fiber server (connections are spread over them)")
       ("server-model", po::value(&f->server_model)->default_value("auto"),
        "fibers (one event-loop thread; every connection a fiber), threads (a thread per "
        "connection) or auto (fibers for postgres, threads for sqlite)")
@@ -131,6 +133,7 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
                          {"--decided-retention-ms", a.decided_retention_ms},
                          {"--orphan-safety-ms", a.orphan_safety_ms},
                          {"--tick-ms", a.tick_ms},
+                         {"--server-loops", f->server_loops},
                          {"--rpc-timeout-ms", f->rpc_timeout_ms}}) {
     if (v <= 0) return Status::InvalidArgument(std::string(flag) + " must be positive");
   }

@@ -27,7 +27,8 @@ struct AgentFlags {
   // rpc::FiberServer) or "threads" (a thread per connection, rpc::ThriftServer). After
   // parsing, never "auto" (which means fibers for postgres, threads for sqlite).
   std::string server_model = "auto";
-  bool sync = true;  // false = --unsafe-no-fsync
+  int server_loops = 1;  // --server-loops: event-loop threads of the fiber server
+  bool sync = true;      // false = --unsafe-no-fsync
   std::string log_level = "info";
   bool help = false;
   std::string help_text;

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
     o.port = port;
     o.unix_path = flags.local_socket;
     o.max_frame_bytes = flags.max_frame_bytes;
+    o.loops = flags.server_loops;
     fibers = std::make_unique<rpc::FiberServer>(o, services);
     s = fibers->Start();
   } else {

@@ -18,6 +18,7 @@
 #include <thrift/transport/TBufferTransports.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/context/fiber.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -53,9 +55,14 @@ class FiberServer::Loop : public coop::Scheduler {
   struct Fiber;
 
  public:
+  // Loop 0 owns the listeners and hands accepted connections round-robin to `loops`
+  // (itself included); the others only serve what they are handed.
   Loop(const Options& options,
-       const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
+       const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services,
+       const std::vector<std::unique_ptr<Loop>>* loops, bool listens)
       : options_(options),
+        loops_(loops),
+        listens_(listens),
         protocol_(std::make_shared<apache::thrift::protocol::TBinaryProtocolFactory>(
             /*string_limit=*/static_cast<int32_t>(options.max_frame_bytes),
             /*container_limit=*/1 << 20, /*strict_read=*/true, /*strict_write=*/true)) {
@@ -77,20 +84,36 @@ class FiberServer::Loop : public coop::Scheduler {
     if (epoll_fd_ < 0 || wake_fd_ < 0) return Status::IOError("epoll/eventfd: " + Errno());
     wake_handle_.kind = Handle::kWake;
     Watch(wake_fd_, &wake_handle_, EPOLLIN);
-    VERDICT_RETURN_IF_ERROR(ListenTcp());
-    if (!options_.unix_path.empty()) VERDICT_RETURN_IF_ERROR(ListenUnix());
+    if (listens_) {
+      VERDICT_RETURN_IF_ERROR(ListenTcp());
+      if (!options_.unix_path.empty()) VERDICT_RETURN_IF_ERROR(ListenUnix());
+    }
     for (Listener& l : listeners_) Watch(l.fd, &l.handle, EPOLLIN);
     thread_ = std::thread([this] { Run(); });
     return Status::OK();
   }
 
-  void Stop() {
-    if (!thread_.joinable()) return;
+  // Stop is in two steps so that every loop of a server stops at once: BeginStop, then
+  // Join on each.
+  void BeginStop() {
     stopping_.store(true);
     const uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
+    if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);
+  }
+  void Join() {
+    if (!thread_.joinable()) return;
     thread_.join();
-    if (!options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
+    if (listens_ && !options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
+  }
+
+  // Called by loop 0's thread: serve this accepted connection.
+  void Adopt(int fd) {
+    {
+      std::lock_guard<std::mutex> l(adopt_mu_);
+      adopted_.push_back(fd);
+    }
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
   }
 
   // coop::Scheduler, called on a fiber of this loop.
@@ -269,19 +292,43 @@ class FiberServer::Loop : public coop::Scheduler {
       if (fd < 0) return;  // EAGAIN, or a connection that went away: nothing to do
       const int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails on unix: fine
-      auto* f = new Fiber;
-      f->fd = fd;
-      f->handle.fiber = f;
-      f->client.fiber = f;
-      Watch(fd, &f->client, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
-      f->self = ctx::fiber(std::allocator_arg, ctx::protected_fixedsize_stack(options_.stack_bytes),
-                           [this, f](ctx::fiber&& sink) {
-                             f->sink = &sink;
-                             Serve(f);
-                             return std::move(sink);
-                           });
-      fibers_.insert(f);
-      ready_.push_back(f);
+      Loop* to = (*loops_)[next_loop_++ % loops_->size()].get();
+      if (to == this) {
+        StartFiber(fd);
+      } else {
+        to->Adopt(fd);
+      }
+    }
+  }
+
+  void StartFiber(int fd) {
+    auto* f = new Fiber;
+    f->fd = fd;
+    f->handle.fiber = f;
+    f->client.fiber = f;
+    Watch(fd, &f->client, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+    f->self = ctx::fiber(std::allocator_arg, ctx::protected_fixedsize_stack(options_.stack_bytes),
+                         [this, f](ctx::fiber&& sink) {
+                           f->sink = &sink;
+                           Serve(f);
+                           return std::move(sink);
+                         });
+    fibers_.insert(f);
+    ready_.push_back(f);
+  }
+
+  void TakeAdopted(bool stopping) {
+    std::vector<int> fds;
+    {
+      std::lock_guard<std::mutex> l(adopt_mu_);
+      fds.swap(adopted_);
+    }
+    for (int fd : fds) {
+      if (stopping) {
+        ::close(fd);
+      } else {
+        StartFiber(fd);
+      }
     }
   }
 
@@ -343,18 +390,20 @@ class FiberServer::Loop : public coop::Scheduler {
         }
         if (!ReadAtLeast(f, buf, 4 + static_cast<size_t>(size), /*idle=*/false)) break;
         in->resetBuffer(reinterpret_cast<uint8_t*>(buf.data()) + 4, size);
+        // The reply is written after a 4-byte hole for its length, so that the frame
+        // leaves in one send (two would be two segments, and two wake-ups of the client).
         out->resetBuffer();
+        const uint8_t hole[4] = {0, 0, 0, 0};
+        out->write(hole, sizeof hole);
         if (!processor_->process(iprot, oprot, nullptr)) break;
         buf.erase(0, 4 + static_cast<size_t>(size));
-        uint8_t* reply = nullptr;
+        uint8_t* frame = nullptr;
         uint32_t length = 0;
-        out->getBuffer(&reply, &length);
-        if (length == 0) continue;  // a oneway call
-        const uint32_t header = htonl(length);
-        if (!WriteAll(f, reinterpret_cast<const uint8_t*>(&header), 4) ||
-            !WriteAll(f, reply, length)) {
-          break;
-        }
+        out->getBuffer(&frame, &length);
+        if (length == sizeof hole) continue;  // a oneway call: no reply
+        const uint32_t header = htonl(length - static_cast<uint32_t>(sizeof hole));
+        std::memcpy(frame, &header, sizeof header);
+        if (!WriteAll(f, frame, length)) break;
       }
     } catch (const std::exception& e) {
       spdlog::debug("rpc: closing a connection: {}", e.what());
@@ -416,6 +465,7 @@ class FiberServer::Loop : public coop::Scheduler {
           case Handle::kWake: {
             uint64_t count;
             (void)!::read(wake_fd_, &count, sizeof count);
+            TakeAdopted(closed_listeners);
             break;
           }
           case Handle::kListener:
@@ -448,6 +498,11 @@ class FiberServer::Loop : public coop::Scheduler {
   }
 
   const Options options_;
+  const std::vector<std::unique_ptr<Loop>>* const loops_;
+  const bool listens_;
+  size_t next_loop_ = 0;  // loop 0's thread only
+  std::mutex adopt_mu_;
+  std::vector<int> adopted_;  // guarded by adopt_mu_
   std::shared_ptr<apache::thrift::protocol::TProtocolFactory> protocol_;
   std::shared_ptr<apache::thrift::TProcessor> processor_;
   int epoll_fd_ = -1;
@@ -467,12 +522,29 @@ class FiberServer::Loop : public coop::Scheduler {
 FiberServer::FiberServer(
     Options options,
     const std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>& services)
-    : options_(std::move(options)), loop_(std::make_unique<Loop>(options_, services)) {}
+    : options_(std::move(options)) {
+  for (int i = 0; i < std::max(1, options_.loops); ++i) {
+    loops_.push_back(std::make_unique<Loop>(options_, services, &loops_, /*listens=*/i == 0));
+  }
+}
 
 FiberServer::~FiberServer() { Stop(); }
 
-Status FiberServer::Start() { return loop_->Start(); }
+Status FiberServer::Start() {
+  // The serving loops first, so that loop 0 never hands a connection to a loop not running.
+  for (size_t i = loops_.size(); i-- > 0;) {
+    Status s = loops_[i]->Start();
+    if (!s.ok()) {
+      Stop();
+      return s;
+    }
+  }
+  return Status::OK();
+}
 
-void FiberServer::Stop() { loop_->Stop(); }
+void FiberServer::Stop() {
+  for (auto& loop : loops_) loop->BeginStop();
+  for (auto& loop : loops_) loop->Join();
+}
 
 }  // namespace verdict::rpc

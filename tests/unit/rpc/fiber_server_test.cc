@@ -1,4 +1,5 @@
-// FiberServer and common/coop.h: one loop thread serves many connections; a request that
+// FiberServer and common/coop.h (with 1, 2 and 3 event loops): a loop serves many
+// connections; a request that
 // waits cooperatively (on a descriptor, a contended mutex, a sleep) lets the others be
 // served; bad input closes only its own connection; Stop closes idle connections and lets
 // requests in progress finish. Also: coop.h's calls off a fiber behave like blocking ones.
@@ -93,7 +94,8 @@ class Handler : public ParticipantServiceNull {
   std::atomic<int> served_{0};
 };
 
-class FiberServerTest : public ::testing::Test {
+// The parameter: how many event loops the server runs.
+class FiberServerTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
     handler_ = std::make_shared<Handler>();
@@ -110,6 +112,7 @@ class FiberServerTest : public ::testing::Test {
       o.port = 20000 + static_cast<int>((::getpid() * 7 + attempt * 131) % 30000);
       o.unix_path = ::testing::TempDir() + "/fiber_server_test." + std::to_string(::getpid());
       o.max_frame_bytes = 4096;
+      o.loops = GetParam();
       auto server = std::make_unique<FiberServer>(
           o, std::map<std::string, std::shared_ptr<apache::thrift::TProcessor>>{
                  {"Participant", std::make_shared<ParticipantServiceProcessor>(handler_)}});
@@ -167,12 +170,12 @@ class FiberServerTest : public ::testing::Test {
   std::string address_, unix_address_;
 };
 
-TEST_F(FiberServerTest, AnswersOnTcpAndUnixSocket) {
+TEST_P(FiberServerTest, AnswersOnTcpAndUnixSocket) {
   EXPECT_GE(Call("now"), 0);
   EXPECT_GE(Call("now", unix_address_), 0);
 }
 
-TEST_F(FiberServerTest, AWaitingRequestDoesNotHoldUpTheOthers) {
+TEST_P(FiberServerTest, AWaitingRequestDoesNotHoldUpTheOthers) {
   std::vector<std::future<int64_t>> waiting;
   for (int i = 0; i < 3; ++i) {
     waiting.push_back(std::async(std::launch::async, [this] { return Call("pipe"); }));
@@ -187,7 +190,7 @@ TEST_F(FiberServerTest, AWaitingRequestDoesNotHoldUpTheOthers) {
   for (auto& w : waiting) EXPECT_GE(w.get(), 0);
 }
 
-TEST_F(FiberServerTest, AMutexHeldAcrossAWaitBlocksOnlyItsContenders) {
+TEST_P(FiberServerTest, AMutexHeldAcrossAWaitBlocksOnlyItsContenders) {
   auto holder = std::async(std::launch::async, [this] { return Call("lock"); });
   while (handler_->started() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // A second fiber wants the mutex that a suspended fiber holds: it must wait without
@@ -201,7 +204,7 @@ TEST_F(FiberServerTest, AMutexHeldAcrossAWaitBlocksOnlyItsContenders) {
   EXPECT_GE(contender.get(), 0);
 }
 
-TEST_F(FiberServerTest, ManyConnectionsAtOnce) {
+TEST_P(FiberServerTest, ManyConnectionsAtOnce) {
   std::vector<std::future<int64_t>> calls;
   for (int i = 0; i < 64; ++i) {
     calls.push_back(std::async(std::launch::async, [this, i] {
@@ -218,7 +221,7 @@ TEST_F(FiberServerTest, ManyConnectionsAtOnce) {
   }
 }
 
-TEST_F(FiberServerTest, OversizedFrameOrGarbageClosesOnlyThatConnection) {
+TEST_P(FiberServerTest, OversizedFrameOrGarbageClosesOnlyThatConnection) {
   const uint32_t too_big = htonl(4097);
   EXPECT_TRUE(ClosesAfter(std::string(reinterpret_cast<const char*>(&too_big), 4)));
   const uint32_t zero = 0;
@@ -228,7 +231,7 @@ TEST_F(FiberServerTest, OversizedFrameOrGarbageClosesOnlyThatConnection) {
   EXPECT_GE(Call("now"), 0);
 }
 
-TEST_F(FiberServerTest, StopClosesIdleConnectionsAndFinishesRequestsInProgress) {
+TEST_P(FiberServerTest, StopClosesIdleConnectionsAndFinishesRequestsInProgress) {
   ThriftChannel idle(address_, "Participant", 5000);
   ASSERT_TRUE(idle.Open().ok());
   auto in_progress = std::async(std::launch::async, [this] { return Call("pipe"); });
@@ -242,6 +245,11 @@ TEST_F(FiberServerTest, StopClosesIdleConnectionsAndFinishesRequestsInProgress) 
   EXPECT_EQ(stopped.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(Call("now"), -1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Loops, FiberServerTest, ::testing::Values(1, 2, 3),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::to_string(info.param) + "_loops";
+                         });
 
 TEST(CoopTest, OffAFiberTheCallsBlockTheThread) {
   EXPECT_EQ(coop::Current(), nullptr);
