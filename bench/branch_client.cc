@@ -11,25 +11,16 @@ namespace verdict::bench {
 
 using apache::thrift::TException;
 
-namespace {
-
-constexpr char kBranch[] = "b";
-// A Commit answered UNAVAILABLE (database or journal busy) is retried this many times.
-constexpr int kCommitAttempts = 20;
-
-std::string CodeText(const char* step, rpc::ParticipantCode::type code, const std::string& msg) {
+std::string BranchClient::CodeText(const char* step, rpc::ParticipantCode::type code,
+                                   const std::string& message) {
   return std::string(step) + ": code " + std::to_string(static_cast<int>(code)) +
-         (msg.empty() ? "" : " (" + msg + ")");
+         (message.empty() ? "" : " (" + message + ")");
 }
 
-// True for the codes with which an agent refuses or fails a branch without the bench
-// being wrong: the branch votes NO.
-bool IsNoVote(rpc::ParticipantCode::type code) {
+bool BranchClient::IsNoVote(rpc::ParticipantCode::type code) {
   return code == rpc::ParticipantCode::SQL_ERROR || code == rpc::ParticipantCode::LOCK_TIMEOUT ||
          code == rpc::ParticipantCode::UNAVAILABLE || code == rpc::ParticipantCode::WRONG_STATE;
 }
-
-}  // namespace
 
 BranchClient::~BranchClient() { Close(); }
 

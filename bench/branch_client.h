@@ -38,6 +38,17 @@ class BranchClient {
   };
   static constexpr size_t kSteps = 3;
   static constexpr const char* kStepNames[kSteps] = {"open_execute", "prepare", "commit"};
+  // The branch name every benchmark branch uses on its agent.
+  static constexpr char kBranch[] = "b";
+  // A Commit answered UNAVAILABLE (database or journal busy) is sent this many times.
+  static constexpr int kCommitAttempts = 20;
+
+  // "Step: code N (message)".
+  static std::string CodeText(const char* step, rpc::ParticipantCode::type code,
+                              const std::string& message);
+  // True for the codes with which an agent refuses or fails a branch without the bench
+  // being wrong: the branch votes NO.
+  static bool IsNoVote(rpc::ParticipantCode::type code);
 
   // `timeout_ms` bounds connect, send and receive.
   explicit BranchClient(int timeout_ms) : timeout_ms_(timeout_ms) {}

@@ -30,21 +30,17 @@ using apache::thrift::transport::TMemoryBuffer;
 
 namespace {
 
-constexpr char kBranch[] = "b";
-constexpr int kCommitAttempts = 20;  // as BranchClient: UNAVAILABLE answers resent
+// The same branch rules as BranchClient's.
+constexpr const char* kBranch = BranchClient::kBranch;
+constexpr int kCommitAttempts = BranchClient::kCommitAttempts;
 constexpr auto kCommitRetryDelay = std::chrono::milliseconds(5);
 constexpr auto kReconnectDelay = std::chrono::milliseconds(20);
 constexpr uint32_t kMaxFrame = 64u << 20;
 
 std::string CodeText(const char* step, rpc::ParticipantCode::type code, const std::string& msg) {
-  return std::string(step) + ": code " + std::to_string(static_cast<int>(code)) +
-         (msg.empty() ? "" : " (" + msg + ")");
+  return BranchClient::CodeText(step, code, msg);
 }
-
-bool IsNoVote(rpc::ParticipantCode::type code) {
-  return code == rpc::ParticipantCode::SQL_ERROR || code == rpc::ParticipantCode::LOCK_TIMEOUT ||
-         code == rpc::ParticipantCode::UNAVAILABLE || code == rpc::ParticipantCode::WRONG_STATE;
-}
+bool IsNoVote(rpc::ParticipantCode::type code) { return BranchClient::IsNoVote(code); }
 
 }  // namespace
 
