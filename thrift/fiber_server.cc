@@ -103,6 +103,7 @@ class FiberServer::Loop : public coop::Scheduler {
   void Join() {
     if (!thread_.joinable()) return;
     thread_.join();
+    TakeAdopted(/*stopping=*/true);  // handed over while this loop was stopping: closed
     if (listens_ && !options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
   }
 
