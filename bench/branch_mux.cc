@@ -37,11 +37,6 @@ constexpr auto kCommitRetryDelay = std::chrono::milliseconds(5);
 constexpr auto kReconnectDelay = std::chrono::milliseconds(20);
 constexpr uint32_t kMaxFrame = 64u << 20;
 
-std::string CodeText(const char* step, rpc::ParticipantCode::type code, const std::string& msg) {
-  return BranchClient::CodeText(step, code, msg);
-}
-bool IsNoVote(rpc::ParticipantCode::type code) { return BranchClient::IsNoVote(code); }
-
 }  // namespace
 
 struct BranchMux::Conn {
@@ -291,9 +286,9 @@ void BranchMux::OnAnswer(Conn* c, const std::string& frame, Clock::time_point no
       lap(0);
       if (executed.code != rpc::ParticipantCode::OK) {
         Abandon(c,
-                IsNoVote(executed.code) ? BranchClient::Outcome::kVotedNo
-                                        : BranchClient::Outcome::kRejected,
-                CodeText("Execute", executed.code, executed.message));
+                BranchClient::IsNoVote(executed.code) ? BranchClient::Outcome::kVotedNo
+                                                      : BranchClient::Outcome::kRejected,
+                BranchClient::CodeText("Execute", executed.code, executed.message));
       } else if (executed.rows_affected != 1) {
         Abandon(c, BranchClient::Outcome::kRejected,
                 "Execute: " + std::to_string(executed.rows_affected) + " rows affected");
@@ -308,9 +303,10 @@ void BranchMux::OnAnswer(Conn* c, const std::string& frame, Clock::time_point no
       c->client->recv_Prepare(prepared);
       lap(1);
       if (prepared.code != rpc::ParticipantCode::OK || prepared.vote != rpc::Vote::YES) {
-        const bool no = prepared.code == rpc::ParticipantCode::OK || IsNoVote(prepared.code);
+        const bool no =
+            prepared.code == rpc::ParticipantCode::OK || BranchClient::IsNoVote(prepared.code);
         Abandon(c, no ? BranchClient::Outcome::kVotedNo : BranchClient::Outcome::kRejected,
-                CodeText("Prepare", prepared.code, prepared.message) + ", vote " +
+                BranchClient::CodeText("Prepare", prepared.code, prepared.message) + ", vote " +
                     std::to_string(static_cast<int>(prepared.vote)));
       } else {
         c->step = Conn::Step::kCommit;
@@ -333,7 +329,7 @@ void BranchMux::OnAnswer(Conn* c, const std::string& frame, Clock::time_point no
       if (committed.code != rpc::ParticipantCode::OK) {
         // A prepared branch must not be aborted by the bench: it stays in doubt.
         Finish(c, BranchClient::Outcome::kRejected,
-               CodeText("Commit", committed.code, committed.message), now);
+               BranchClient::CodeText("Commit", committed.code, committed.message), now);
       } else {
         Finish(c, BranchClient::Outcome::kCommitted, "", now);
       }
