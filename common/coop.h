@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 
 namespace verdict::coop {
@@ -24,8 +25,31 @@ class Scheduler {
   // timed out. One fiber at a time may wait on a given descriptor (a socket belongs to
   // one user at a time).
   virtual int WaitFd(int fd, short events, int timeout_ms) = 0;
+  // The same for a socket waited on again and again (Descriptor below). `id` tells this
+  // socket from any earlier one that had the same number. A loop may keep it registered
+  // between waits; by default it is waited on like any descriptor.
+  virtual int WaitDescriptor(int fd, uint64_t id, short events, int timeout_ms) {
+    (void)id;
+    return WaitFd(fd, events, timeout_ms);
+  }
   // Suspends the running fiber for `ms` (0: until the loop's next turn).
   virtual void Sleep(int ms) = 0;
+};
+
+// A socket that one owner waits on many times over its life (a database connection): an
+// event loop keeps it registered across waits rather than arming it for each one. Every
+// wait on the socket must then go through the Descriptor, never through WaitFd(int), and
+// the Descriptor must not outlive the socket's descriptor number: construct one for each
+// new socket (ids are never reused, numbers are).
+class Descriptor {
+ public:
+  explicit Descriptor(int fd);
+  int fd() const { return fd_; }
+  uint64_t id() const { return id_; }
+
+ private:
+  int fd_;
+  uint64_t id_;
 };
 
 // The scheduler of the fiber running on this thread, or null on an ordinary thread.
@@ -36,6 +60,7 @@ void SetCurrent(Scheduler* scheduler);
 // poll() on one fd, cooperatively. Returns 1 ready (any revents), 0 timed out, -1 error
 // (errno set; never on a fiber).
 int WaitFd(int fd, short events, int timeout_ms);
+int WaitFd(const Descriptor& d, short events, int timeout_ms);
 void SleepFor(std::chrono::milliseconds duration);
 
 // std::lock_guard for a mutex that fibers contend for: on a fiber it retries try_lock,

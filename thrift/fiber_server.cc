@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -44,6 +45,8 @@ namespace {
 // How long Stop() lets requests in progress finish before it gives up on them.
 constexpr auto kStopGrace = std::chrono::seconds(30);
 constexpr size_t kReadChunk = 16 * 1024;
+// What makes a read of the client connection worth trying.
+constexpr uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 void ThriftLog(const char* message) { spdlog::debug("thrift: {}", message); }
 
@@ -124,33 +127,82 @@ class FiberServer::Loop : public coop::Scheduler {
   // otherwise (timer, Stop) disarms it, so no event can name a fiber that is gone.
   int WaitFd(int fd, short events, int timeout_ms) override {
     Fiber* f = running_;
-    if (fd == f->fd) return WaitClient(f, events, timeout_ms);
+    if (fd == f->fd) return WaitClient(f, events, timeout_ms, /*consume=*/true);
+    if (fd >= 0 && static_cast<size_t>(fd) < watched_.size() && watched_[fd] != nullptr) {
+      watched_[fd]->id = 0;  // re-registered below: the next WaitDescriptor must too
+    }
     epoll_event ev{};
-    ev.events = ((events & POLLIN) != 0 ? EPOLLIN : 0u) |
-                ((events & POLLOUT) != 0 ? EPOLLOUT : 0u) | EPOLLONESHOT;
+    ev.events = EpollEvents(events) | EPOLLONESHOT;
     ev.data.ptr = &f->handle;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
         (errno != ENOENT || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
-      // Not a pollable descriptor: ask poll() now, and let the caller come back.
-      pollfd p{fd, events, 0};
-      if (::poll(&p, 1, 0) > 0) return 1;
-      Sleep(1);
-      return 0;
+      return PollLater(fd, events);
     }
     Suspend(f, timeout_ms);
     if (!f->woken_by_fd) {
-      ev.events = 0;
+      ev.events = EPOLLONESHOT;
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
     }
+    return f->woken_by_fd ? 1 : 0;
+  }
+
+  // A coop::Descriptor stays registered, level-triggered, between waits: while the same
+  // socket is waited on for the same events, a wait costs no epoll_ctl. An event that finds
+  // no fiber waiting (data nobody asked for yet, a hang-up while idle in a pool) disarms it
+  // (one-shot with no events, so even a lasting hang-up is reported once); the next wait
+  // arms it again. A socket another loop or thread uses meanwhile is at most disarmed here.
+  int WaitDescriptor(int fd, uint64_t id, short events, int timeout_ms) override {
+    Fiber* f = running_;
+    if (fd < 0 || fd == f->fd) return WaitFd(fd, events, timeout_ms);
+    if (static_cast<size_t>(fd) >= watched_.size()) watched_.resize(static_cast<size_t>(fd) + 1);
+    std::unique_ptr<Watched>& slot = watched_[static_cast<size_t>(fd)];
+    if (slot == nullptr) {
+      slot = std::make_unique<Watched>();
+      slot->handle.kind = Handle::kWatched;
+      slot->handle.watched = slot.get();
+      slot->fd = fd;
+    }
+    Watched* w = slot.get();
+    const uint32_t want = EpollEvents(events);
+    if (w->id != id || w->armed != want) {
+      // A new socket under this number is added (the old one left the set when it was
+      // closed); if the number is in the set already (waited for by WaitFd), modified.
+      epoll_event ev{};
+      ev.events = want;
+      ev.data.ptr = &w->handle;
+      const int op = w->id != id ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+      if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0 &&
+          ((errno != EEXIST && errno != ENOENT) ||
+           ::epoll_ctl(epoll_fd_, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)) {
+        w->id = 0;
+        return PollLater(fd, events);
+      }
+      w->id = id;
+      w->armed = want;
+    }
+    w->waiter = f;
+    Suspend(f, timeout_ms);
+    w->waiter = nullptr;
     return f->woken_by_fd ? 1 : 0;
   }
 
   void Sleep(int ms) override { Suspend(running_, ms); }
 
  private:
+  struct Watched;
   struct Handle {
-    enum Kind { kFiber, kClient, kListener, kWake } kind = kFiber;
+    enum Kind { kFiber, kClient, kListener, kWake, kWatched } kind = kFiber;
     Fiber* fiber = nullptr;
+    Watched* watched = nullptr;
+  };
+  // A coop::Descriptor's registration (WaitDescriptor). Kept, per descriptor number, for
+  // the loop's life: epoll may still hold its address.
+  struct Watched {
+    Handle handle;
+    int fd = -1;
+    uint64_t id = 0;     // the socket registered under this number; 0: none known
+    uint32_t armed = 0;  // the events it is registered for (0: disarmed)
+    Fiber* waiter = nullptr;
   };
   struct Fiber {
     Handle handle;                            // events of the descriptor it waits for (one-shot)
@@ -173,11 +225,25 @@ class FiberServer::Loop : public coop::Scheduler {
 
   static std::string Errno() { return std::strerror(errno); }
 
+  static uint32_t EpollEvents(short events) {
+    return ((events & POLLIN) != 0 ? EPOLLIN : 0u) | ((events & POLLOUT) != 0 ? EPOLLOUT : 0u);
+  }
+
+  // Not a pollable descriptor: ask poll() now, and let the caller come back.
+  int PollLater(int fd, short events) {
+    pollfd p{fd, events, 0};
+    if (::poll(&p, 1, 0) > 0) return 1;
+    Sleep(1);
+    return 0;
+  }
+
   // The fiber's own connection is watched edge-triggered for its whole life (no epoll_ctl
   // per wait): the loop accumulates its events in `client_events`, and a wait returns at
-  // once if one arrived since the last. A stale event only costs the caller one EAGAIN.
-  int WaitClient(Fiber* f, short events, int timeout_ms) {
-    const uint32_t want = ((events & POLLIN) != 0 ? EPOLLIN | EPOLLRDHUP : 0u) |
+  // once if one arrived since they were last consumed. With `consume`, the wait consumes
+  // them (a stale one then costs the caller one EAGAIN); otherwise the caller clears what
+  // it found to be over (ReadAtLeast, WriteAll).
+  int WaitClient(Fiber* f, short events, int timeout_ms, bool consume) {
+    const uint32_t want = ((events & POLLIN) != 0 ? kReadable : 0u) |
                           ((events & POLLOUT) != 0 ? EPOLLOUT : 0u) | EPOLLHUP | EPOLLERR;
     if ((f->client_events & want) == 0) {
       f->waiting_client = want;
@@ -185,7 +251,7 @@ class FiberServer::Loop : public coop::Scheduler {
       f->waiting_client = 0;
       if (!f->woken_by_fd) return 0;
     }
-    f->client_events &= ~want;
+    if (consume) f->client_events &= ~want;
     return 1;
   }
 
@@ -287,6 +353,22 @@ class FiberServer::Loop : public coop::Scheduler {
     ready_.push_back(f);
   }
 
+  void OnWatched(Watched* w) {
+    if (w->waiter != nullptr) {
+      Wake(w->waiter, /*by_fd=*/true);
+    } else if (w->armed != 0) {
+      Disarm(w);
+    }
+  }
+
+  void Disarm(Watched* w) {
+    epoll_event ev{};
+    ev.events = EPOLLONESHOT;
+    ev.data.ptr = &w->handle;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w->fd, &ev) != 0) w->id = 0;  // gone: re-add
+    w->armed = 0;
+  }
+
   void Accept(int listener) {
     while (true) {
       const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -334,22 +416,31 @@ class FiberServer::Loop : public coop::Scheduler {
   }
 
   // Reads until `buf` holds at least `n` bytes. False on EOF, error or Stop (when idle).
+  //
+  // A read shorter than asked for emptied the socket (a stream socket returns what it
+  // holds, up to the size asked): the next read waits for the next edge instead of
+  // costing an EAGAIN. EPOLLRDHUP is registered, so an end of stream that came with the
+  // last data stays visible as its own bit.
   bool ReadAtLeast(Fiber* f, std::string& buf, size_t n, bool idle) {
     char chunk[kReadChunk];
     while (buf.size() < n) {
+      if ((f->client_events & kReadable) == 0) {
+        if (idle && stopping_.load()) return false;
+        f->idle = idle;
+        const int ready = WaitClient(f, POLLIN, -1, /*consume=*/false);
+        f->idle = false;
+        if (ready == 0) return false;  // woken by Stop
+      }
       const ssize_t got = ::recv(f->fd, chunk, sizeof chunk, 0);
       if (got > 0) {
         buf.append(chunk, static_cast<size_t>(got));
+        if (static_cast<size_t>(got) < sizeof chunk) f->client_events &= ~EPOLLIN;
         continue;
       }
       if (got == 0) return false;
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
-      if (idle && stopping_.load()) return false;
-      f->idle = idle;
-      const int ready = WaitFd(f->fd, POLLIN, -1);
-      f->idle = false;
-      if (ready == 0) return false;  // woken by Stop
+      f->client_events &= ~kReadable;
     }
     return true;
   }
@@ -364,7 +455,8 @@ class FiberServer::Loop : public coop::Scheduler {
       }
       if (sent < 0 && errno == EINTR) continue;
       if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        WaitFd(f->fd, POLLOUT, -1);
+        f->client_events &= ~EPOLLOUT;
+        if (WaitClient(f, POLLOUT, -1, /*consume=*/false) == 0) return false;
         continue;
       }
       return false;
@@ -477,6 +569,9 @@ class FiberServer::Loop : public coop::Scheduler {
           case Handle::kFiber:
             Wake(h->fiber, /*by_fd=*/true);
             break;
+          case Handle::kWatched:
+            OnWatched(h->watched);
+            break;
           case Handle::kClient: {
             Fiber* f = h->fiber;
             f->client_events |= events[static_cast<size_t>(i)].events;
@@ -518,6 +613,7 @@ class FiberServer::Loop : public coop::Scheduler {
   std::vector<Fiber*> ready_;
   std::multimap<Clock::time_point, Fiber*> timers_;
   Fiber* running_ = nullptr;
+  std::vector<std::unique_ptr<Watched>> watched_;  // by descriptor number
 };
 
 FiberServer::FiberServer(

@@ -108,7 +108,12 @@ Status PgConnection::Finish(PGresult* raw, PgResultPtr* result, std::string* sql
 
 void PgConnection::AwaitResult() {
   while (PQisBusy(conn_) == 1) {
-    if (coop::WaitFd(PQsocket(conn_), POLLIN, -1) < 0 || PQconsumeInput(conn_) != 1) return;
+    // After libpq dropped a broken connection its socket is -1 (and the number may belong
+    // to another socket by now): never wait on socket_ then.
+    const int fd = PQsocket(conn_);
+    const int ready =
+        fd == socket_.fd() ? coop::WaitFd(socket_, POLLIN, -1) : coop::WaitFd(fd, POLLIN, -1);
+    if (ready < 0 || PQconsumeInput(conn_) != 1) return;
   }
 }
 

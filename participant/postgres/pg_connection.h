@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/coop.h"
 #include "common/status.h"
 
 namespace verdict::participant::postgres {
@@ -81,7 +82,7 @@ class PgConnection {
   bool reused = false;
 
  private:
-  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  explicit PgConnection(PGconn* conn) : conn_(conn), socket_(PQsocket(conn)) {}
   Status Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate);
   // Waits until PQgetResult would not block (or the connection failed: PQgetResult then
   // reports it).
@@ -94,6 +95,8 @@ class PgConnection {
   Status Broken(const std::string& what);
 
   PGconn* conn_;
+  // The connection's socket, for cooperative waits (libpq opens no other once connected).
+  const coop::Descriptor socket_;
   bool broken_ = false;  // a statement failed with a connection-level (Unavailable) error
   int session_lock_timeout_ms_ = -1;  // set by BeginAndExecParams; -1 = server default
 };

@@ -16,7 +16,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,8 +39,19 @@ using Clock = std::chrono::steady_clock;
 //   "lock"     take the shared mutex, wait for the pipe, answer
 //   "lockonly" take the shared mutex and answer
 //   "sleep"    coop::SleepFor(50 ms), then answer
+//   "desc"     wait on the shared socket's coop::Descriptor, read a byte, answer
+//   "descnew"  replace the shared socket (closing the old: its number is reused), then "desc"
 class Handler : public ParticipantServiceNull {
  public:
+  Handler() { NewSocket(); }
+  ~Handler() override {
+    ::close(sock_[0]);
+    ::close(sock_[1]);
+  }
+  // The test's end of the shared socket, and how many times it was replaced.
+  int peer() const { return peer_.load(); }
+  int generation() const { return generation_.load(); }
+
   // Lets the longest-waiting "pipe"/"lock" request go on.
   void Release() {
     int fd = -1;
@@ -69,6 +82,14 @@ class Handler : public ParticipantServiceNull {
       coop::MutexLock l(mu_);
     } else if (request.sql == "sleep") {
       coop::SleepFor(std::chrono::milliseconds(50));
+    } else if (request.sql == "desc" || request.sql == "descnew") {
+      if (request.sql == "descnew") {
+        ::close(sock_[0]);
+        ::close(sock_[1]);
+        NewSocket();
+      }
+      char c;
+      while (::recv(sock_[0], &c, 1, 0) != 1) coop::WaitFd(*desc_, POLLIN, -1);
     }
     out.rows_affected = served_.fetch_add(1);
   }
@@ -87,6 +108,17 @@ class Handler : public ParticipantServiceNull {
     ::close(p[0]);
   }
 
+  void NewSocket() {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sock_), 0);
+    desc_ = std::make_unique<coop::Descriptor>(sock_[0]);
+    peer_.store(sock_[1]);
+    generation_.fetch_add(1);
+  }
+
+  int sock_[2] = {-1, -1};  // one "desc" request at a time uses it
+  std::unique_ptr<coop::Descriptor> desc_;
+  std::atomic<int> peer_{-1};
+  std::atomic<int> generation_{0};
   std::mutex pipes_mu_;       // never held across a wait
   std::vector<int> waiting_;  // write ends, oldest first
   std::mutex mu_;             // the contended one
@@ -202,6 +234,51 @@ TEST_P(FiberServerTest, AMutexHeldAcrossAWaitBlocksOnlyItsContenders) {
   handler_->Release();
   EXPECT_GE(holder.get(), 0);
   EXPECT_GE(contender.get(), 0);
+}
+
+// CPU time this process used (all threads), for telling a busy loop from an idle one.
+std::chrono::microseconds ProcessCpu() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::microseconds(ts.tv_nsec / 1000);
+}
+
+TEST_P(FiberServerTest, ADescriptorStaysUsableAcrossWaitsReuseAndHangUp) {
+  // Waited on again and again, with the byte arriving before or after the wait begins
+  // (and by fibers of different loops, when there are several).
+  for (int i = 0; i < 6; ++i) {
+    if (i % 2 == 0) {
+      ASSERT_EQ(::send(handler_->peer(), "x", 1, 0), 1);
+    }
+    auto call = std::async(std::launch::async, [this] { return Call("desc"); });
+    if (i % 2 == 1) {
+      EXPECT_EQ(call.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+      ASSERT_EQ(::send(handler_->peer(), "x", 1, 0), 1);
+    }
+    EXPECT_GE(call.get(), 0);
+  }
+  // Data nobody waits for, then a hang-up while nobody waits: the loop must neither spin
+  // nor lose the socket that later takes the same number.
+  ASSERT_EQ(::send(handler_->peer(), "yy", 2, 0), 1 + 1);
+  EXPECT_GE(Call("now"), 0);
+  ::shutdown(handler_->peer(), SHUT_RDWR);
+  EXPECT_GE(Call("now"), 0);
+  const auto cpu = ProcessCpu();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LT(ProcessCpu() - cpu, std::chrono::milliseconds(50)) << "the loop spins";
+  // A new socket under the same number, after the old one was disarmed (above), then
+  // again while the old one is still armed (its last wait ended by its data).
+  for (int round = 0; round < 2; ++round) {
+    const int generation = handler_->generation();
+    auto call = std::async(std::launch::async, [this] { return Call("descnew"); });
+    while (handler_->generation() == generation) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_EQ(call.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+    ASSERT_EQ(::send(handler_->peer(), "x", 1, 0), 1);
+    ASSERT_EQ(call.wait_for(std::chrono::seconds(5)), std::future_status::ready) << round;
+    EXPECT_GE(call.get(), 0);
+  }
 }
 
 TEST_P(FiberServerTest, ManyConnectionsAtOnce) {
