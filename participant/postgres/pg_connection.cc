@@ -144,12 +144,7 @@ Status PgConnection::Exec(const std::string& sql, PgResultPtr* result, std::stri
 
 Status PgConnection::ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                                 std::string* sqlstate) {
-  if (PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
-                        params.values.data(), params.lengths.data(), params.formats.data(),
-                        /*resultFormat=*/0) != 1) {
-    return Finish(nullptr, result, sqlstate);
-  }
-  return Finish(CollectResults(), result, sqlstate);
+  return RunPipeline(/*set_lock_timeout_ms=*/-1, /*begin=*/false, sql, params, result, sqlstate);
 }
 
 Status PgConnection::Broken(const std::string& what) {
@@ -161,22 +156,71 @@ Status PgConnection::Broken(const std::string& what) {
 Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& sql,
                                         const PgParams& params, PgResultPtr* result,
                                         std::string* sqlstate) {
+  return RunPipeline(lock_timeout_ms != session_lock_timeout_ms_ ? lock_timeout_ms : -1,
+                     /*begin=*/true, sql, params, result, sqlstate);
+}
+
+std::string PgConnection::StatementKey(const std::string& sql, const PgParams& params) {
+  // The parameter count, their types, then the text: no two statements share a key.
+  std::string key;
+  key.reserve(4 + 4 * params.types.size() + sql.size());
+  const uint32_t n = static_cast<uint32_t>(params.types.size());
+  key.append(reinterpret_cast<const char*>(&n), sizeof n);
+  for (Oid t : params.types) key.append(reinterpret_cast<const char*>(&t), sizeof t);
+  key.append(sql);
+  return key;
+}
+
+Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std::string& sql,
+                                 const PgParams& params, PgResultPtr* result,
+                                 std::string* sqlstate) {
+  // Which form the statement goes out in: a named statement prepared earlier on this
+  // connection, one prepared now (its second use), or unnamed (parsed for this run only).
+  std::string key = StatementKey(sql, params);
+  std::string name;
+  bool prepare = false;
+  if (auto it = prepared_.find(key); it != prepared_.end()) {
+    name = it->second;
+  } else if (prepared_.size() < kMaxPreparedStatements) {
+    if (seen_once_.erase(key) > 0) {
+      name = "verdict_" + std::to_string(++statements_made_);
+      prepare = true;
+    } else {
+      if (seen_once_.size() >= kMaxPreparedStatements) seen_once_.clear();
+      seen_once_.insert(key);
+    }
+  }
+
   if (PQenterPipelineMode(conn_) != 1) return Broken("entering pipeline mode");
-  const bool set_timeout = lock_timeout_ms != session_lock_timeout_ms_;
-  const std::string set = "SET lock_timeout = " + std::to_string(lock_timeout_ms);
-  int syncs = 0;
+  size_t expected = 1;
+  int syncs = 1;
   bool sent = true;
-  if (set_timeout) {
+  if (set_lock_timeout_ms >= 0) {
+    const std::string set = "SET lock_timeout = " + std::to_string(set_lock_timeout_ms);
     sent = PQsendQueryParams(conn_, set.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
            PQpipelineSync(conn_) == 1;
+    ++expected;
     ++syncs;
   }
-  sent = sent && PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
-         PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
-                           params.values.data(), params.lengths.data(), params.formats.data(),
-                           /*resultFormat=*/0) == 1 &&
-         PQpipelineSync(conn_) == 1;
-  ++syncs;
+  if (begin) {
+    sent = sent && PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    ++expected;
+  }
+  if (prepare) {
+    sent = sent &&
+           PQsendPrepare(conn_, name.c_str(), sql.c_str(), params.size(), params.types.data()) == 1;
+    ++expected;
+  }
+  if (!name.empty()) {
+    sent = sent && PQsendQueryPrepared(conn_, name.c_str(), params.size(), params.values.data(),
+                                       params.lengths.data(), params.formats.data(),
+                                       /*resultFormat=*/0) == 1;
+  } else {
+    sent = sent && PQsendQueryParams(conn_, sql.c_str(), params.size(), params.types.data(),
+                                     params.values.data(), params.lengths.data(),
+                                     params.formats.data(), /*resultFormat=*/0) == 1;
+  }
+  sent = sent && PQpipelineSync(conn_) == 1;
   if (!sent) return Broken("sending a pipeline");
   // One result per statement, then NULL; a PIPELINE_SYNC result after each Sync (with no
   // NULL after it). Two NULLs in a row would mean a result libpq will never deliver.
@@ -201,17 +245,41 @@ Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& 
     results.push_back(std::move(r));
   }
   if (PQexitPipelineMode(conn_) != 1) return Broken("leaving pipeline mode");
-  const size_t expected = set_timeout ? 3 : 2;
   if (results.size() != expected) return Broken("unexpected pipeline results");
+  // In order; the first failure is the answer (the statements after it in its Sync were
+  // skipped: PIPELINE_ABORTED).
   size_t i = 0;
-  if (set_timeout) {
-    Status s = Finish(results[i++].release(), nullptr, sqlstate);
-    if (!s.ok()) return s;
-    session_lock_timeout_ms_ = lock_timeout_ms;
+  if (set_lock_timeout_ms >= 0) {
+    VERDICT_RETURN_IF_ERROR(Finish(results[i++].release(), nullptr, sqlstate));
+    session_lock_timeout_ms_ = set_lock_timeout_ms;
   }
-  Status s = Finish(results[i++].release(), nullptr, sqlstate);  // BEGIN
-  if (!s.ok()) return s;
-  return Finish(results[i].release(), result, sqlstate);
+  if (begin) VERDICT_RETURN_IF_ERROR(Finish(results[i++].release(), nullptr, sqlstate));
+  if (prepare) {
+    VERDICT_RETURN_IF_ERROR(Finish(results[i++].release(), nullptr, sqlstate));
+    prepared_.emplace(std::move(key), name);
+  }
+  std::string code;
+  Status s = Finish(results[i].release(), result, &code);
+  if (sqlstate != nullptr) *sqlstate = code;
+  if (!name.empty() &&
+      (code == kSqlStateInvalidStatementName || code == kSqlStateFeatureNotSupported)) {
+    // The named statement is gone (DEALLOCATE) or no longer fits the table it reads
+    // ("cached plan must not change result type" after DDL): prepare it afresh next time.
+    // A stale one stays on the server until the connection closes, which happens when the
+    // pool gets it back.
+    prepared_.erase(StatementKey(sql, params));
+    if (code == kSqlStateFeatureNotSupported) stale_statements_ = true;
+  }
+  if (s.ok() && result != nullptr && *result != nullptr) {
+    const std::string_view tag = PQcmdStatus(result->get());
+    if (tag == "DEALLOCATE ALL") {
+      prepared_.clear();
+    } else if (tag == "DEALLOCATE" || tag == "DISCARD ALL" || tag == "DISCARD PLANS") {
+      prepared_.clear();
+      stale_statements_ = true;  // ours may be gone or not: start afresh on a new connection
+    }
+  }
+  return s;
 }
 
 Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) {
@@ -280,7 +348,8 @@ bool PgConnectionPool::TryAcquireIdle(std::unique_ptr<PgConnection>* out) {
 
 void PgConnectionPool::Release(std::unique_ptr<PgConnection> conn) {
   if (conn == nullptr) return;
-  const bool reusable = conn->healthy() && conn->transaction_status() == PQTRANS_IDLE;
+  const bool reusable =
+      conn->healthy() && conn->transaction_status() == PQTRANS_IDLE && !conn->stale_statements();
   if (!conn->healthy()) NoteBroken();
   std::unique_ptr<PgConnection> doomed;
   {

@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/coop.h"
@@ -31,6 +33,8 @@ using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
 // Well-known SQLSTATEs the resource manager reacts to.
 inline constexpr const char* kSqlStateUndefinedObject = "42704";  // no such prepared xact
 inline constexpr const char* kSqlStateObjectInUse = "55006";      // prepared xact busy
+inline constexpr const char* kSqlStateInvalidStatementName = "26000";
+inline constexpr const char* kSqlStateFeatureNotSupported = "0A000";  // e.g. a stale plan
 
 // Statement parameters in libpq's layout. Values point into `storage`; null => SQL NULL.
 struct PgParams {
@@ -58,7 +62,9 @@ class PgConnection {
   // `sqlstate` is not null, the SQLSTATE ("" when the connection broke).
   Status Exec(const std::string& sql, PgResultPtr* result = nullptr,
               std::string* sqlstate = nullptr);
-  // Runs one statement with `$n` parameters (extended protocol, text results).
+  // Runs one statement with `$n` parameters (extended protocol, text results). From its
+  // second run on a connection on, a statement (by text and parameter types) runs as a
+  // named statement prepared on that connection: the server parses and plans it once.
   Status ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                     std::string* sqlstate = nullptr);
 
@@ -80,8 +86,21 @@ class PgConnection {
   // True if this connection was taken from the pool's idle list (it may have gone stale
   // while idle, e.g. across a server restart), false if it was opened for this use.
   bool reused = false;
+  // True once this connection's named statements may no longer match the server's (after
+  // DDL changed a table under one, or a DEALLOCATE / DISCARD): the pool closes it when it
+  // comes back instead of lending it again.
+  bool stale_statements() const { return stale_statements_; }
 
  private:
+  // At most this many named statements per connection (others run unnamed), and this many
+  // statements seen once (then forgotten, all at once).
+  static constexpr size_t kMaxPreparedStatements = 256;
+  static std::string StatementKey(const std::string& sql, const PgParams& params);
+  // One pipeline, one round trip: SET lock_timeout (own Sync, if >= 0), BEGIN (if `begin`),
+  // then `sql` (preparing it first if this is its second run), and a Sync.
+  Status RunPipeline(int set_lock_timeout_ms, bool begin, const std::string& sql,
+                     const PgParams& params, PgResultPtr* result, std::string* sqlstate);
+
   explicit PgConnection(PGconn* conn) : conn_(conn), socket_(PQsocket(conn)) {}
   Status Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate);
   // Waits until PQgetResult would not block (or the connection failed: PQgetResult then
@@ -99,6 +118,10 @@ class PgConnection {
   const coop::Descriptor socket_;
   bool broken_ = false;  // a statement failed with a connection-level (Unavailable) error
   int session_lock_timeout_ms_ = -1;  // set by BeginAndExecParams; -1 = server default
+  std::unordered_map<std::string, std::string> prepared_;  // StatementKey -> statement name
+  std::unordered_set<std::string> seen_once_;              // StatementKeys run once, unnamed
+  uint64_t statements_made_ = 0;
+  bool stale_statements_ = false;
 };
 
 // Maps a failed result to a Status whose message carries the SQLSTATE, the server's
