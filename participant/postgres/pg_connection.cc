@@ -144,7 +144,15 @@ Status PgConnection::Exec(const std::string& sql, PgResultPtr* result, std::stri
 
 Status PgConnection::ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                                 std::string* sqlstate) {
-  return RunPipeline(/*set_lock_timeout_ms=*/-1, /*begin=*/false, sql, params, result, sqlstate);
+  return RunPipeline(/*set_lock_timeout_ms=*/-1, /*begin=*/false, sql, params, nullptr, result,
+                     sqlstate);
+}
+
+Status PgConnection::ExecParamsThen(const std::string& sql, const PgParams& params,
+                                    const std::string& then_sql, PgResultPtr* result,
+                                    std::string* sqlstate) {
+  return RunPipeline(/*set_lock_timeout_ms=*/-1, /*begin=*/false, sql, params, &then_sql, result,
+                     sqlstate);
 }
 
 Status PgConnection::Broken(const std::string& what) {
@@ -157,7 +165,7 @@ Status PgConnection::BeginAndExecParams(int lock_timeout_ms, const std::string& 
                                         const PgParams& params, PgResultPtr* result,
                                         std::string* sqlstate) {
   return RunPipeline(lock_timeout_ms != session_lock_timeout_ms_ ? lock_timeout_ms : -1,
-                     /*begin=*/true, sql, params, result, sqlstate);
+                     /*begin=*/true, sql, params, nullptr, result, sqlstate);
 }
 
 std::string PgConnection::StatementKey(const std::string& sql, const PgParams& params) {
@@ -172,8 +180,8 @@ std::string PgConnection::StatementKey(const std::string& sql, const PgParams& p
 }
 
 Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std::string& sql,
-                                 const PgParams& params, PgResultPtr* result,
-                                 std::string* sqlstate) {
+                                 const PgParams& params, const std::string* then_sql,
+                                 PgResultPtr* result, std::string* sqlstate) {
   // Which form the statement goes out in: a named statement prepared earlier on this
   // connection, one prepared now (its second use), or unnamed (parsed for this run only).
   std::string key = StatementKey(sql, params);
@@ -220,6 +228,11 @@ Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std:
                                      params.values.data(), params.lengths.data(),
                                      params.formats.data(), /*resultFormat=*/0) == 1;
   }
+  if (then_sql != nullptr) {
+    sent = sent && PQsendQueryParams(conn_, then_sql->c_str(), 0, nullptr, nullptr, nullptr,
+                                     nullptr, /*resultFormat=*/0) == 1;
+    ++expected;
+  }
   sent = sent && PQpipelineSync(conn_) == 1;
   if (!sent) return Broken("sending a pipeline");
   // One result per statement, then NULL; a PIPELINE_SYNC result after each Sync (with no
@@ -259,7 +272,7 @@ Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std:
     prepared_.emplace(std::move(key), name);
   }
   std::string code;
-  Status s = Finish(results[i].release(), result, &code);
+  Status s = Finish(results[i].release(), then_sql != nullptr ? nullptr : result, &code);
   if (sqlstate != nullptr) *sqlstate = code;
   if (!name.empty() &&
       (code == kSqlStateInvalidStatementName || code == kSqlStateFeatureNotSupported)) {
@@ -279,7 +292,8 @@ Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std:
       stale_statements_ = true;  // ours may be gone or not: start afresh on a new connection
     }
   }
-  return s;
+  if (!s.ok() || then_sql == nullptr) return s;
+  return Finish(results[i + 1].release(), result, sqlstate);
 }
 
 Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) {

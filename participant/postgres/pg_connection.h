@@ -68,6 +68,11 @@ class PgConnection {
   Status ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                     std::string* sqlstate = nullptr);
 
+  // ExecParams, then `then_sql` (no parameters) in the same round trip, unless `sql`
+  // failed. The result and errors are the first failure's, else `then_sql`'s.
+  Status ExecParamsThen(const std::string& sql, const PgParams& params, const std::string& then_sql,
+                        PgResultPtr* result, std::string* sqlstate = nullptr);
+
   // Starts a transaction and runs one statement in it, in a single round trip (libpq
   // pipeline mode): `BEGIN` and the statement go out together. If the connection's session
   // lock_timeout is not `lock_timeout_ms` yet, `SET lock_timeout` goes first, committed on
@@ -97,9 +102,11 @@ class PgConnection {
   static constexpr size_t kMaxPreparedStatements = 256;
   static std::string StatementKey(const std::string& sql, const PgParams& params);
   // One pipeline, one round trip: SET lock_timeout (own Sync, if >= 0), BEGIN (if `begin`),
-  // then `sql` (preparing it first if this is its second run), and a Sync.
+  // then `sql` (preparing it first if this is its second run),
+  // then `then_sql` (if not null; no parameters), and a Sync.
   Status RunPipeline(int set_lock_timeout_ms, bool begin, const std::string& sql,
-                     const PgParams& params, PgResultPtr* result, std::string* sqlstate);
+                     const PgParams& params, const std::string* then_sql, PgResultPtr* result,
+                     std::string* sqlstate);
 
   explicit PgConnection(PGconn* conn) : conn_(conn), socket_(PQsocket(conn)) {}
   Status Finish(PGresult* raw, PgResultPtr* result, std::string* sqlstate);

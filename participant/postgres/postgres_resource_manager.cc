@@ -356,10 +356,13 @@ Status PostgresResourceManager::CommitOnePhase(const BranchKey& key) {
   }
   PgResultPtr res;
   // A branch that wrote commits with its marker, in the same transaction and round trip.
-  s = conn->Exec(
-      has_xid ? "INSERT INTO verdict.commit_markers(gid) VALUES ('" + branch->gid + "'); COMMIT"
-              : std::string("COMMIT"),
-      &res);
+  if (has_xid) {
+    PgParams marker;
+    BuildParams({SqlValue::Text(branch->gid)}, &marker);
+    s = conn->ExecParamsThen(kInsertMarkerSql, marker, "COMMIT", &res);
+  } else {
+    s = conn->Exec("COMMIT", &res);
+  }
   const bool lost = !s.ok() && !conn->healthy();
   const std::string tag = s.ok() ? PQcmdStatus(res.get()) : "";
   CloseBranch(key, branch.get(), /*rollback=*/true);

@@ -28,6 +28,10 @@
 
 namespace verdict::participant::postgres {
 
+// A branch's commit marker, inserted in its own transaction just before PREPARE
+// TRANSACTION or the one-phase COMMIT (in the same round trip): $1 is the gid.
+inline constexpr char kInsertMarkerSql[] = "INSERT INTO verdict.commit_markers(gid) VALUES ($1)";
+
 struct PostgresOptions {
   std::string dsn;               // libpq conninfo or URI of the participant's database
   std::string participant_name;  // carried in every gid; see gid.h for the rules

@@ -108,10 +108,10 @@ Status PostgresResourceManager::Prepare(const BranchKey& key,
   // ROLLBACK PREPARED. One round trip for both statements; a failing INSERT (e.g. the key
   // already committed once: primary key) stops before the PREPARE and the branch votes NO.
   PgResultPtr res;
-  Status s =
-      conn->Exec("INSERT INTO verdict.commit_markers(gid) VALUES (" + QuotedGid(branch->gid) +
-                     "); PREPARE TRANSACTION " + QuotedGid(branch->gid),
-                 &res);
+  PgParams marker;
+  BuildParams({SqlValue::Text(branch->gid)}, &marker);
+  Status s = conn->ExecParamsThen(kInsertMarkerSql, marker,
+                                  "PREPARE TRANSACTION " + QuotedGid(branch->gid), &res);
   if (s.ok() && std::string_view(PQcmdStatus(res.get())) != "PREPARE TRANSACTION") {
     s = Status::Aborted("postgres rolled the branch back at PREPARE (" +
                         std::string(PQcmdStatus(res.get())) + ")");
