@@ -33,6 +33,9 @@ Status ParseAgentFlags(int argc, const char* const* argv, AgentFlags* f) {
       ("backend", po::value(&f->backend), "sqlite or postgres (required)")
       ("sqlite-path", po::value(&f->sqlite_path), "the SQLite database file (--backend sqlite)")
       ("pg-dsn", po::value(&f->pg_dsn), "libpq connection string (--backend postgres)")
+      ("pg-named-statements", po::value(&f->pg_named_statements)->default_value(true),
+       "run repeated statements as named statements prepared per connection (--backend "
+       "postgres; false behind a pooling proxy in transaction mode)")
       ("default-timeout-ms", po::value(&a.default_timeout_ms)->default_value(60000),
        "branch deadline when the opener gives none")
       ("idle-timeout-ms", po::value(&a.default_idle_timeout_ms)->default_value(30000),

@@ -21,7 +21,8 @@ struct AgentFlags {
   std::string backend;  // "sqlite" | "postgres"
   std::string sqlite_path;
   std::string pg_dsn;
-  int rpc_timeout_ms = 2000;  // coordinator and peer calls
+  bool pg_named_statements = true;  // postgres::PostgresOptions::named_statements
+  int rpc_timeout_ms = 2000;        // coordinator and peer calls
   uint32_t max_frame_bytes = 64u << 20;
   // How connections are served: "fibers" (every connection a fiber of one event loop,
   // rpc::FiberServer) or "threads" (a thread per connection, rpc::ThriftServer). After

@@ -51,6 +51,7 @@ std::unique_ptr<ResourceManager> MakeResourceManager(const AgentFlags& f) {
   postgres::PostgresOptions o;
   o.dsn = f.pg_dsn;
   o.participant_name = f.agent.name;
+  o.named_statements = f.pg_named_statements;
   return std::make_unique<postgres::PostgresResourceManager>(o);
 #else
   Die(kExitStartup,

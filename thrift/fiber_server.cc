@@ -124,7 +124,8 @@ class FiberServer::Loop : public coop::Scheduler {
   //
   // A descriptor stays in the epoll set once it has been waited for (closing it removes
   // it), armed one-shot for the fiber that waits: one epoll_ctl per wait. A wait that ends
-  // otherwise (timer, Stop) disarms it, so no event can name a fiber that is gone.
+  // otherwise (timer, Stop) takes it out of the set, so no event (not even a hang-up,
+  // which epoll reports whatever the mask) can name a fiber that is gone.
   int WaitFd(int fd, short events, int timeout_ms) override {
     Fiber* f = running_;
     if (fd == f->fd) return WaitClient(f, events, timeout_ms, /*consume=*/true);
@@ -139,10 +140,7 @@ class FiberServer::Loop : public coop::Scheduler {
       return PollLater(fd, events);
     }
     Suspend(f, timeout_ms);
-    if (!f->woken_by_fd) {
-      ev.events = EPOLLONESHOT;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
-    }
+    if (!f->woken_by_fd) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     return f->woken_by_fd ? 1 : 0;
   }
 
@@ -552,19 +550,19 @@ class FiberServer::Loop : public coop::Scheduler {
       }
       const int n =
           ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+      // New connections are registered only after every event of the batch is handled: an
+      // event of a socket closed meanwhile (by another thread) still names its number, and
+      // must not reach a new connection that reused it (OnWatched's Disarm would).
+      bool woken = false;
+      std::vector<Handle*> listening;
       for (int i = 0; i < n; ++i) {
         auto* h = static_cast<Handle*>(events[static_cast<size_t>(i)].data.ptr);
         switch (h->kind) {
-          case Handle::kWake: {
-            uint64_t count;
-            (void)!::read(wake_fd_, &count, sizeof count);
-            TakeAdopted(closed_listeners);
+          case Handle::kWake:
+            woken = true;
             break;
-          }
           case Handle::kListener:
-            for (Listener& l : listeners_) {
-              if (&l.handle == h && l.fd >= 0) Accept(l.fd);
-            }
+            listening.push_back(h);
             break;
           case Handle::kFiber:
             Wake(h->fiber, /*by_fd=*/true);
@@ -578,6 +576,16 @@ class FiberServer::Loop : public coop::Scheduler {
             if ((f->client_events & f->waiting_client) != 0) Wake(f, /*by_fd=*/true);
             break;
           }
+        }
+      }
+      if (woken) {
+        uint64_t count;
+        (void)!::read(wake_fd_, &count, sizeof count);
+        TakeAdopted(closed_listeners);
+      }
+      for (Handle* h : listening) {
+        for (Listener& l : listeners_) {
+          if (&l.handle == h && l.fd >= 0) Accept(l.fd);
         }
       }
       const Clock::time_point now = Clock::now();

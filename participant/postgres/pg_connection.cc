@@ -183,19 +183,20 @@ Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std:
                                  const PgParams& params, const std::string* then_sql,
                                  PgResultPtr* result, std::string* sqlstate) {
   // Which form the statement goes out in: a named statement prepared earlier on this
-  // connection, one prepared now (its second use), or unnamed (parsed for this run only).
-  std::string key = StatementKey(sql, params);
+  // connection, one prepared now (its second run), or unnamed (parsed for this run only).
+  // Only statements that return no columns are ever named: a named statement's result
+  // type is fixed, so one returning rows would fail ("cached plan must not change result
+  // type", 0A000) once DDL changed its table; one without columns is re-planned silently.
+  std::string key;
   std::string name;
   bool prepare = false;
-  if (auto it = prepared_.find(key); it != prepared_.end()) {
-    name = it->second;
-  } else if (prepared_.size() < kMaxPreparedStatements) {
-    if (seen_once_.erase(key) > 0) {
+  if (named_statements_) {
+    key = StatementKey(sql, params);
+    if (auto it = prepared_.find(key); it != prepared_.end()) {
+      name = it->second;
+    } else if (seen_once_.erase(key) > 0 && prepared_.size() < kMaxPreparedStatements) {
       name = "verdict_" + std::to_string(++statements_made_);
       prepare = true;
-    } else {
-      if (seen_once_.size() >= kMaxPreparedStatements) seen_once_.clear();
-      seen_once_.insert(key);
     }
   }
 
@@ -269,31 +270,36 @@ Status PgConnection::RunPipeline(int set_lock_timeout_ms, bool begin, const std:
   if (begin) VERDICT_RETURN_IF_ERROR(Finish(results[i++].release(), nullptr, sqlstate));
   if (prepare) {
     VERDICT_RETURN_IF_ERROR(Finish(results[i++].release(), nullptr, sqlstate));
-    prepared_.emplace(std::move(key), name);
+    prepared_.emplace(key, name);
   }
   std::string code;
-  Status s = Finish(results[i].release(), then_sql != nullptr ? nullptr : result, &code);
+  PgResultPtr own;
+  Status s = Finish(results[i].release(), &own, &code);
   if (sqlstate != nullptr) *sqlstate = code;
-  if (!name.empty() &&
-      (code == kSqlStateInvalidStatementName || code == kSqlStateFeatureNotSupported)) {
-    // The named statement is gone (DEALLOCATE) or no longer fits the table it reads
-    // ("cached plan must not change result type" after DDL): prepare it afresh next time.
-    // A stale one stays on the server until the connection closes, which happens when the
-    // pool gets it back.
-    prepared_.erase(StatementKey(sql, params));
-    if (code == kSqlStateFeatureNotSupported) stale_statements_ = true;
-  }
-  if (s.ok() && result != nullptr && *result != nullptr) {
-    const std::string_view tag = PQcmdStatus(result->get());
-    if (tag == "DEALLOCATE ALL") {
-      prepared_.clear();
-    } else if (tag == "DEALLOCATE" || tag == "DISCARD ALL" || tag == "DISCARD PLANS") {
-      prepared_.clear();
-      stale_statements_ = true;  // ours may be gone or not: start afresh on a new connection
+  if (!s.ok()) {
+    if (!name.empty() &&
+        (code == kSqlStateInvalidStatementName || code == kSqlStateDuplicateStatement ||
+         code == kSqlStateFeatureNotSupported)) {
+      // Our named statement is not what the server has under that name: gone (a
+      // DEALLOCATE), taken (a pooling proxy between us and the server), or stale. Forget
+      // it, and retire the connection when it goes back to the pool.
+      prepared_.erase(key);
+      stale_statements_ = true;
     }
+    return s;
   }
-  if (!s.ok() || then_sql == nullptr) return s;
-  return Finish(results[i + 1].release(), result, sqlstate);
+  const std::string_view tag = PQcmdStatus(own.get());
+  if (tag == "DEALLOCATE ALL" || tag == "DEALLOCATE" || tag == "DISCARD ALL") {
+    prepared_.clear();  // some or all of ours are gone: start afresh on a new connection
+    stale_statements_ = true;
+  } else if (named_statements_ && name.empty() && PQnfields(own.get()) == 0) {
+    // Ran unnamed and returned no columns: named from its next run on.
+    if (seen_once_.size() >= kMaxPreparedStatements) seen_once_.clear();
+    seen_once_.insert(std::move(key));
+  }
+  if (then_sql != nullptr) return Finish(results[i + 1].release(), result, sqlstate);
+  if (result != nullptr) *result = std::move(own);
+  return s;
 }
 
 Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) {
@@ -304,7 +310,10 @@ Status PgConnectionPool::ConnectWithBackoff(std::unique_ptr<PgConnection>* out) 
     // One attempt may outlast the retry deadline (a backend can take seconds to start on a
     // loaded machine); the deadline only stops further attempts.
     Status s = PgConnection::Connect(options_.dsn, options_.application_name, out);
-    if (s.ok()) return s;
+    if (s.ok()) {
+      (*out)->set_named_statements(options_.named_statements);
+      return s;
+    }
     if (Clock::now() + backoff >= deadline) return s;
     coop::SleepFor(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));

@@ -34,6 +34,7 @@ using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
 inline constexpr const char* kSqlStateUndefinedObject = "42704";  // no such prepared xact
 inline constexpr const char* kSqlStateObjectInUse = "55006";      // prepared xact busy
 inline constexpr const char* kSqlStateInvalidStatementName = "26000";
+inline constexpr const char* kSqlStateDuplicateStatement = "42P05";
 inline constexpr const char* kSqlStateFeatureNotSupported = "0A000";  // e.g. a stale plan
 
 // Statement parameters in libpq's layout. Values point into `storage`; null => SQL NULL.
@@ -62,9 +63,10 @@ class PgConnection {
   // `sqlstate` is not null, the SQLSTATE ("" when the connection broke).
   Status Exec(const std::string& sql, PgResultPtr* result = nullptr,
               std::string* sqlstate = nullptr);
-  // Runs one statement with `$n` parameters (extended protocol, text results). From its
-  // second run on a connection on, a statement (by text and parameter types) runs as a
-  // named statement prepared on that connection: the server parses and plans it once.
+  // Runs one statement with `$n` parameters (extended protocol, text results). A statement
+  // that returns no columns (INSERT, UPDATE, DELETE without RETURNING...) runs, from its
+  // second run on a connection on, as a named statement prepared on that connection (by
+  // text and parameter types): the server parses it once. See set_named_statements.
   Status ExecParams(const std::string& sql, const PgParams& params, PgResultPtr* result,
                     std::string* sqlstate = nullptr);
 
@@ -95,10 +97,13 @@ class PgConnection {
   // DDL changed a table under one, or a DEALLOCATE / DISCARD): the pool closes it when it
   // comes back instead of lending it again.
   bool stale_statements() const { return stale_statements_; }
+  // Whether statements may be prepared as named ones (default true). Off for a pooling
+  // proxy that does not keep a server session per client connection.
+  void set_named_statements(bool on) { named_statements_ = on; }
 
  private:
   // At most this many named statements per connection (others run unnamed), and this many
-  // statements seen once (then forgotten, all at once).
+  // candidates (statements run once; then forgotten, all at once).
   static constexpr size_t kMaxPreparedStatements = 256;
   static std::string StatementKey(const std::string& sql, const PgParams& params);
   // One pipeline, one round trip: SET lock_timeout (own Sync, if >= 0), BEGIN (if `begin`),
@@ -129,6 +134,7 @@ class PgConnection {
   std::unordered_set<std::string> seen_once_;              // StatementKeys run once, unnamed
   uint64_t statements_made_ = 0;
   bool stale_statements_ = false;
+  bool named_statements_ = true;
 };
 
 // Maps a failed result to a Status whose message carries the SQLSTATE, the server's
@@ -145,6 +151,7 @@ struct PgPoolOptions {
   int max_connections = 64;        // idle + lent; Acquire waits when all are lent
   int connect_timeout_ms = 10000;  // keep retrying a connect (with backoff) this long
   int acquire_timeout_ms = 5000;   // wait this long for a lent connection to come back
+  bool named_statements = true;    // PgConnection::set_named_statements
 };
 
 class PgConnectionPool {

@@ -26,6 +26,7 @@ PgPoolOptions PoolOptions(const PostgresOptions& o, int max_connections, const c
   p.max_connections = max_connections;
   p.connect_timeout_ms = o.connect_timeout_ms;
   p.acquire_timeout_ms = o.acquire_timeout_ms;
+  p.named_statements = o.named_statements;
   return p;
 }
 

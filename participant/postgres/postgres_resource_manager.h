@@ -43,7 +43,11 @@ struct PostgresOptions {
   // One operation keeps retrying a failed connect (with backoff) this long, then fails
   // with Unavailable; short, so that an RPC fails fast and the caller retries later.
   int connect_timeout_ms = 1000;
-  int acquire_timeout_ms = 1000;   // wait this long for a pooled connection
+  int acquire_timeout_ms = 1000;  // wait this long for a pooled connection
+  // Run repeated statements without result columns as named statements prepared per
+  // connection (docs/participant-postgres.md, "Named statements"). Turn off behind a
+  // pooling proxy in transaction mode, which does not keep one server session per client.
+  bool named_statements = true;
   int startup_timeout_ms = 30000;  // Start() waits this long for the server to accept us
   // After the connection died during a one-phase COMMIT, keep asking the server what
   // became of the transaction this long before answering "outcome unknown" (IOError).

@@ -33,6 +33,8 @@ TEST(ParticipantFlags, BadFlagsExitNonZeroWithOneLine) {
       {{"--backend", "sqlite"}, "--sqlite-path"},
       {{"--backend", "oracle"}, "--backend"},
       {{"--backend", "postgres"}, "--pg-dsn"},
+      {{"--backend", "postgres", "--pg-dsn", "x", "--pg-named-statements", "maybe"},
+       "pg-named-statements"},
       {{"--backend", "sqlite", "--sqlite-path", "x", "--bogus"}, "bogus"},
       {{"--backend", "sqlite", "--sqlite-path", "x", "--lock-timeout-ms", "0"}, "lock-timeout"},
       {{"--backend", "sqlite", "--sqlite-path", "x", "--commit-evidence-retention-ms", "1000"},

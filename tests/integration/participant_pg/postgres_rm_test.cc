@@ -276,59 +276,72 @@ TEST_F(PgRmTest, LockTimeout_IsTheBranchsOwnOnAReusedConnection) {
   }
 }
 
-// A statement's second run on a connection prepares it as a named statement (the server
-// parses and plans it once). Named statements outlive the branches that made them, follow
-// the parameters of each run, and a table change that invalidates one costs one failed
-// branch, after which a fresh connection serves the statement again.
-TEST_F(PgRmTest, NamedStatements_ReusedAcrossBranchesUntilDdlInvalidatesThem) {
-  PostgresOptions o = Options();
-  o.max_branch_connections = 1;  // every branch reuses the same connection
-  PostgresResourceManager rm(o);
-  ASSERT_TRUE(rm.Start().ok());
-  auto run = [&](const std::string& gtid, const std::string& sql, std::vector<SqlValue> params,
-                 QueryResult* r, bool commit) {
-    const BranchKey key = Key(gtid);
-    Status s = rm.Begin(key, BranchOptions());
-    if (s.ok()) s = rm.Execute(key, sql, params, r);
-    if (s.ok() && commit) return rm.CommitOnePhase(key);
-    Status rb = rm.Rollback(key);
-    EXPECT_TRUE(rb.ok()) << rb.ToString();
-    return s;
-  };
-  const std::string select = "SELECT id, balance FROM accounts WHERE id = ?";
-  for (int i = 1; i <= 5; ++i) {
-    QueryResult r;
-    ASSERT_TRUE(run("ns" + std::to_string(i), select, {SqlValue::Integer(i)}, &r, i % 2 == 0).ok())
-        << i;
-    ASSERT_EQ(r.rows.size(), 1u) << i;
-    EXPECT_EQ(r.rows[0][0], SqlValue::Integer(i)) << i;
-  }
-  QueryResult named;
-  ASSERT_TRUE(run("ns-list", "SELECT count(*)::int FROM pg_prepared_statements WHERE statement = ?",
-                  {SqlValue::Text("SELECT id, balance FROM accounts WHERE id = $1")}, &named,
-                  /*commit=*/false)
-                  .ok());
-  EXPECT_EQ(named.rows.at(0).at(0), SqlValue::Integer(1));  // prepared once, still there
-  // The same text with a parameter of another type is another statement.
-  QueryResult r;
-  ASSERT_TRUE(run("ns-text", select, {SqlValue::Text("3")}, &r, false).ok());
-  EXPECT_EQ(r.rows.at(0).at(0), SqlValue::Integer(3));
+// A statement without result columns is prepared as a named statement on its second run
+// on a connection (the server parses it once). Named statements outlive the branches that
+// made them and follow the parameter types; statements that return rows stay unnamed, so
+// DDL under them never fails a branch; a DEALLOCATE retires the connection; and the
+// option turns it all off.
+TEST_F(PgRmTest, NamedStatements_ReusedAcrossBranchesAndSafeAcrossDdl) {
+  for (const bool named : {true, false}) {
+    SCOPED_TRACE(named ? "named statements on" : "named statements off");
+    PostgresOptions o = Options();
+    o.max_branch_connections = 1;  // every branch reuses the same connection
+    o.named_statements = named;
+    PostgresResourceManager rm(o);
+    ASSERT_TRUE(rm.Start().ok());
+    int seq = 0;
+    auto run = [&](const std::string& sql, std::vector<SqlValue> params, QueryResult* r,
+                   bool commit) {
+      const BranchKey key = Key("ns" + std::to_string(named) + "-" + std::to_string(++seq));
+      Status s = rm.Begin(key, BranchOptions());
+      if (s.ok()) s = rm.Execute(key, sql, params, r);
+      if (s.ok() && commit) return rm.CommitOnePhase(key);
+      Status rb = rm.Rollback(key);
+      EXPECT_TRUE(rb.ok()) << rb.ToString();
+      return s;
+    };
+    auto count_named = [&](const std::string& text) {
+      QueryResult r;
+      EXPECT_TRUE(run("SELECT count(*)::int FROM pg_prepared_statements WHERE statement = ?",
+                      {SqlValue::Text(text)}, &r, false)
+                      .ok());
+      return r.rows.at(0).at(0);
+    };
+    const std::string update = "UPDATE accounts SET balance = balance + ? WHERE id = ?";
+    const std::string before = Balance(1);
+    for (int i = 0; i < 5; ++i) {  // rolled back and committed by turns: +1 +1 committed
+      QueryResult r;
+      ASSERT_TRUE(run(update, {SqlValue::Integer(1), SqlValue::Integer(1)}, &r, i % 2 == 1).ok())
+          << i;
+      EXPECT_EQ(r.rows_affected, 1) << i;
+    }
+    EXPECT_EQ(Balance(1), std::to_string(std::stoi(before) + 2));
+    const std::string update_text = "UPDATE accounts SET balance = balance + $1 WHERE id = $2";
+    EXPECT_EQ(count_named(update_text), SqlValue::Integer(named ? 1 : 0));
 
-  // A column added under the named statement: its result type changed.
-  Sql("ALTER TABLE accounts ADD COLUMN note text");
-  const std::string star = "SELECT * FROM accounts WHERE id = ?";
-  ASSERT_TRUE(run("ns-star1", star, {SqlValue::Integer(1)}, &r, false).ok());
-  ASSERT_TRUE(run("ns-star2", star, {SqlValue::Integer(1)}, &r, false).ok());  // now named
-  Sql("ALTER TABLE accounts DROP COLUMN note");
-  Status s = run("ns-star3", star, {SqlValue::Integer(1)}, &r, false);
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("cached plan"), std::string::npos) << s.ToString();
-  for (int i = 0; i < 3; ++i) {  // a new connection, unnamed, then named again
-    ASSERT_TRUE(
-        run("ns-star-again" + std::to_string(i), star, {SqlValue::Integer(2)}, &r, false).ok())
-        << i;
-    ASSERT_EQ(r.rows.at(0).size(), 2u);
-    EXPECT_EQ(r.rows[0][0], SqlValue::Integer(2));
+    // Statements that return rows are never named, so a column added or dropped under
+    // them changes nothing.
+    const std::string star = "SELECT * FROM accounts WHERE id = ?";
+    QueryResult r;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(run(star, {SqlValue::Integer(2)}, &r, false).ok());
+    EXPECT_EQ(count_named("SELECT * FROM accounts WHERE id = $1"), SqlValue::Integer(0));
+    Sql("ALTER TABLE accounts ADD COLUMN note text");
+    ASSERT_TRUE(run(star, {SqlValue::Integer(2)}, &r, false).ok());
+    EXPECT_EQ(r.columns.size(), 3u);
+    ASSERT_TRUE(run(update, {SqlValue::Integer(1), SqlValue::Integer(3)}, &r, true).ok());
+    Sql("ALTER TABLE accounts DROP COLUMN note");
+    ASSERT_TRUE(run(star, {SqlValue::Integer(2)}, &r, false).ok());
+    EXPECT_EQ(r.columns.size(), 2u);
+    ASSERT_TRUE(run(update, {SqlValue::Integer(1), SqlValue::Integer(3)}, &r, true).ok());
+    EXPECT_EQ(Balance(3), "102");
+
+    // A branch's DEALLOCATE ALL drops ours: the connection is retired, nothing fails.
+    ASSERT_TRUE(run("DEALLOCATE ALL", {}, &r, false).ok());
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(run(update, {SqlValue::Integer(1), SqlValue::Integer(4)}, &r, true).ok()) << i;
+    }
+    EXPECT_EQ(Balance(4), "103");
+    Sql("UPDATE accounts SET balance = 100");
   }
 }
 
