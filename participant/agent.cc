@@ -249,6 +249,9 @@ JournalRecord Agent::RecordOf(const Branch& b, BranchState state) {
 }
 
 Status Agent::Journal(const Branch& b, BranchState state) {
+  // On a fiber the Append below waits cooperatively with the gate held (shared). That is
+  // safe although coop.h forbids holding a mutex across a wait: the only exclusive holder
+  // is the timer thread's compaction (not a fiber), and shared holders do not wait for it.
   std::shared_lock<std::shared_mutex> gate(journal_gate_);
   return journal_.Append(RecordOf(b, state));
 }

@@ -1,12 +1,19 @@
 // FileBranchJournal: BranchJournal on one append-only file with group commit.
 #include "participant/branch_journal.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <thread>
 
 #include "common/coding.h"
+#include "common/coop.h"
 #include "common/crc32c.h"
 #include "common/env.h"
 #include "participant/journal_format.h"
@@ -22,6 +29,15 @@ class FileBranchJournal : public BranchJournal {
  public:
   FileBranchJournal(Env* env, std::string dir, bool sync)
       : env_(env), dir_(std::move(dir)), sync_(sync) {}
+
+  ~FileBranchJournal() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    syncer_cv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();
+  }
 
   Status Open() {
     VERDICT_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir_));
@@ -114,6 +130,7 @@ class FileBranchJournal : public BranchJournal {
   // Waits until every record up to `seq` is written and synced, leading a group if no one
   // else is. mu_ held (through `l`).
   Status WaitDurableLocked(uint64_t seq, std::unique_lock<std::mutex>& l) {
+    if (coop::Current() != nullptr) return WaitDurableOnFiber(seq, l);
     const uint64_t my_seq = seq;
     while (synced_seq_ < my_seq) {
       if (syncing_) {
@@ -138,8 +155,58 @@ class FileBranchJournal : public BranchJournal {
       synced_seq_ = batch_end;
       ++groups_;
       cv_.notify_all();
+      WakeFiberWaiters();
     }
     return error_;
+  }
+
+  // On a fiber of an event loop (common/coop.h), a write and fsync here would stall every
+  // connection of the loop, and a fiber could never join another fiber's group: the
+  // syncer thread leads the groups instead, and the fiber waits on an eventfd of its own
+  // that whoever finishes the group signals (the loop runs the other fibers meanwhile).
+  // Concurrent fibers' records share the syncer's groups.
+  Status WaitDurableOnFiber(uint64_t seq, std::unique_lock<std::mutex>& l) {
+    if (!syncer_.joinable()) syncer_ = std::thread([this] { SyncLoop(); });
+    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd >= 0) fiber_waiters_.emplace(fd, seq);
+    while (synced_seq_ < seq && error_.ok()) {
+      sync_wanted_ = true;
+      syncer_cv_.notify_one();
+      l.unlock();
+      // Woken by the group's end; the time limit only bounds a wait for a lost wake-up
+      // (and is the whole wait if no eventfd could be made).
+      if (fd >= 0) {
+        uint64_t count;
+        if (coop::WaitFd(fd, POLLIN, 100) > 0) (void)!::read(fd, &count, sizeof count);
+      } else {
+        coop::SleepFor(std::chrono::milliseconds(1));
+      }
+      l.lock();
+    }
+    if (fd >= 0) {
+      fiber_waiters_.erase(fd);
+      ::close(fd);
+    }
+    return error_;
+  }
+
+  // After synced_seq_ advanced (mu_ held): wakes the fibers whose records are durable now.
+  void WakeFiberWaiters() {
+    for (const auto& [fd, seq] : fiber_waiters_) {
+      if (seq > synced_seq_ && error_.ok()) continue;
+      const uint64_t one = 1;
+      (void)!::write(fd, &one, sizeof one);
+    }
+  }
+
+  void SyncLoop() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (true) {
+      syncer_cv_.wait(l, [this] { return stop_ || sync_wanted_; });
+      if (stop_) return;
+      sync_wanted_ = false;
+      (void)WaitDurableLocked(appended_seq_, l);  // a thread: leads a group, or waits for one
+    }
   }
 
  public:
@@ -152,6 +219,7 @@ class FileBranchJournal : public BranchJournal {
     // `live` is the agent's whole state, lazily appended records included.
     pending_.clear();
     synced_seq_ = appended_seq_;
+    WakeFiberWaiters();
     std::unique_ptr<WritableFile> tmp;
     VERDICT_RETURN_IF_ERROR(env_->NewWritableFile(TempPath(), &tmp));
     VERDICT_RETURN_IF_ERROR(tmp->Append(data));
@@ -186,6 +254,12 @@ class FileBranchJournal : public BranchJournal {
   bool syncing_ = false;                // guarded by mu_: a leader is writing
   uint64_t groups_ = 0;                 // guarded by mu_
   Status error_;                        // guarded by mu_: sticky write failure
+  // The syncer thread (started by the first fiber that needs a sync; WaitDurableOnFiber).
+  std::thread syncer_;
+  std::condition_variable syncer_cv_;      // guarded by mu_: sync_wanted_ or stop_
+  bool sync_wanted_ = false;               // guarded by mu_
+  bool stop_ = false;                      // guarded by mu_
+  std::map<int, uint64_t> fiber_waiters_;  // guarded by mu_: eventfd -> the seq it waits for
 };
 
 }  // namespace

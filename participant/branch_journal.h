@@ -8,9 +8,11 @@
 // durable fact the database holds (AppendLazily). Concurrent Append() calls share one
 // fdatasync (group commit).
 //
-// Thread-safety: Append() may be called from many threads at once. Open(), Replay() and
-// Rewrite() are called single-threaded (at start-up / by the compaction thread while no
-// Append() runs, as each method states).
+// Thread-safety: Append() may be called from many threads at once, and from fibers of an
+// event loop (common/coop.h): a fiber never writes or syncs itself; a syncer thread leads
+// the groups and the fiber waits cooperatively. Open(), Replay() and Rewrite() are called
+// single-threaded (at start-up / by the compaction thread while no Append() runs, as each
+// method states).
 #pragma once
 
 #include <cstdint>

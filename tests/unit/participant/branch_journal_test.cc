@@ -2,12 +2,14 @@
 #include "participant/branch_journal.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
 
+#include "common/coop.h"
 #include "common/env.h"
 #include "common/mem_env.h"
 #include "tests/unit/participant/test_dirs.h"
@@ -19,6 +21,8 @@ namespace {
 class SlowSyncEnv : public Env {
  public:
   std::atomic<int> syncs{0};
+  std::atomic<int> syncs_on_test_thread{0};
+  std::thread::id test_thread = std::this_thread::get_id();
 
   class File : public WritableFile {
    public:
@@ -26,6 +30,7 @@ class SlowSyncEnv : public Env {
     Status Append(std::string_view d) override { return f_->Append(d); }
     Status Sync() override {
       env_->syncs++;
+      if (std::this_thread::get_id() == env_->test_thread) env_->syncs_on_test_thread++;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       return f_->Sync();
     }
@@ -184,6 +189,44 @@ TEST_F(BranchJournalTest, Append_ConcurrentCallersShareSyncs) {
   EXPECT_LT(env.syncs.load(), kThreads * kPer / 2) << "group commit did not batch";
   auto j2 = Open();
   EXPECT_EQ(ReplayAll(j2.get()).size(), static_cast<size_t>(kThreads * kPer));
+}
+
+// A coop::Scheduler that stands for an event loop: it counts the cooperative waits.
+class CountingScheduler : public coop::Scheduler {
+ public:
+  int WaitFd(int fd, short events, int timeout_ms) override {
+    ++waits;
+    pollfd p{fd, events, 0};
+    return ::poll(&p, 1, timeout_ms) > 0 ? 1 : 0;
+  }
+  void Sleep(int ms) override {
+    ++waits;
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  }
+  int waits = 0;
+};
+
+TEST_F(BranchJournalTest, Append_OnAFiberLeavesTheSyncToAnotherThread) {
+  SlowSyncEnv env;
+  auto j = Open(&env);
+  ReplayAll(j.get());
+  CountingScheduler loop;
+  coop::SetCurrent(&loop);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(j->Append(Prepared("g" + std::to_string(i), "x")).ok());
+  }
+  ASSERT_TRUE(j->AppendLazily(Prepared("lazy", "y")).ok());
+  EXPECT_TRUE(j->Append(Prepared("g3", "x")).ok());  // the lazy one goes with it
+  coop::SetCurrent(nullptr);
+  EXPECT_EQ(env.syncs_on_test_thread.load(), 0);  // the "loop" never synced
+  EXPECT_GE(env.syncs.load(), 4);
+  EXPECT_GE(loop.waits, 4);  // it waited cooperatively instead
+  // Off a fiber the caller leads its own group, as before.
+  EXPECT_TRUE(j->Append(Prepared("g4", "x")).ok());
+  EXPECT_EQ(env.syncs_on_test_thread.load(), 1);
+  j.reset();  // stops the syncer thread
+  auto j2 = Open();
+  EXPECT_EQ(ReplayAll(j2.get()).size(), 6u);
 }
 
 TEST_F(BranchJournalTest, Rewrite_KeepsOnlyLiveRecords) {
