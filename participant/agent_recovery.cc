@@ -33,6 +33,11 @@ void Agent::Tick() {
     if (done[i]) {
       coop::MutexLock l(visit[i]->mu);
       since[i] = visit[i]->state_since_ms;
+      // Finished: from now on only its key, outcome and status are asked for. The last
+      // statement's result (possibly many rows) and the RM payload go now, not when the
+      // branch is forgotten decided_retention_ms later.
+      visit[i]->last_execute = ExecuteReply();
+      std::string().swap(visit[i]->rm_payload);
     }
   }
   {
